@@ -1,0 +1,64 @@
+# aigateway: `make run` starts the product on embedded defaults, `make test` runs the suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+# Find Python >= 3.12: $(PYTHON) if given, else python3.13, python3.12 (also pyenv's), python3.
+PYTHON ?= $(shell for c in python3.13 python3.12 /root/.pyenv/versions/3.12.1/bin/python python3; do \
+	p=$$(command -v $$c 2>/dev/null) || continue; \
+	PYENV_VERSION=3.12.1 $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; \
+	done)
+
+.PHONY: help run test lint format lock clean check-python vendor bench
+
+help:
+	@echo "make run    start aigateway on http://$(HOST):$(PORT) (SQLite, in-process backends, demo data)"
+	@echo "make test   install dev dependencies and run the whole test suite"
+	@echo "make lint   ruff (lint + format check) and mypy"
+	@echo "make lock   re-pin requirements*.txt from requirements*.in"
+
+check-python:
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: aigateway needs Python 3.12 or newer (Django 6.1). None was found among"; \
+		echo "       python3.13, python3.12, python3. Install one, or run: make run PYTHON=/path/to/python3.12"; \
+		exit 1; fi
+
+$(VENV)/.installed: requirements.txt | check-python
+	@test -x $(PY) || PYENV_VERSION=3.12.1 $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+run: export AIGATEWAY_ALLOW_INSECURE_DEFAULTS ?= true
+run: $(VENV)/.installed
+	@mkdir -p var
+	$(PY) manage.py migrate --no-input -v 0
+	$(PY) manage.py demo_seed
+	@echo "aigateway on http://$(HOST):$(PORT)/  (API: http://$(HOST):$(PORT)/v1)"
+	$(VENV)/bin/uvicorn aigateway.asgi:application --host $(HOST) --port $(PORT) \
+		--no-access-log --lifespan on
+
+test: $(VENV)/.installed-dev
+	$(PY) -m tests.runner $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: $(VENV)/.installed-dev
+	$(PY) scripts/lock.py
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,172 @@
+"""Read and validate OpenAI-format request bodies into normalized types.
+
+Every problem becomes an InvalidRequest naming the parameter, so clients get a 400 with a
+clear message instead of a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from aigateway.gateway.errors import BodyTooLarge, InvalidRequest
+from providers.types import ChatRequest, Message, ToolCall
+
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+# Parameters we model explicitly; others in this set are passed through to OpenAI upstreams.
+PASS_THROUGH = {
+    "frequency_penalty", "presence_penalty", "logit_bias", "logprobs", "top_logprobs", "n",
+    "parallel_tool_calls", "reasoning_effort", "metadata", "store", "service_tier",
+    "max_completion_tokens", "modalities", "prediction", "verbosity",
+}  # fmt: skip
+KNOWN = {
+    "model", "messages", "temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice",
+    "response_format", "seed", "user", "stream", "stream_options", "functions", "function_call",
+} | PASS_THROUGH  # fmt: skip
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def read_json_body(request: HttpRequest) -> dict[str, Any]:
+    length = request.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > settings.AIGATEWAY_MAX_BODY_BYTES:
+        raise BodyTooLarge(
+            f"Request body is larger than the {settings.AIGATEWAY_MAX_BODY_BYTES} bytes allowed."
+        )
+    try:
+        raw = request.body
+    except Exception as exc:  # RequestDataTooBig and client read errors
+        raise BodyTooLarge("Request body is too large.") from exc
+    if not raw:
+        raise InvalidRequest("Request body is empty; send a JSON object.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. The body must be valid JSON."
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The JSON body must be an object.")
+    return body
+
+
+def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequest(f"'{name}' must be a number.", param=name)
+    if not low <= value <= high:
+        raise InvalidRequest(f"'{name}' must be between {low} and {high}.", param=name)
+    return float(value)
+
+
+def _integer(body: dict[str, Any], name: str, low: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"'{name}' must be an integer.", param=name)
+    if value < low:
+        raise InvalidRequest(f"'{name}' must be at least {low}.", param=name)
+    return value
+
+
+def _message(raw: Any, index: int) -> Message:
+    param = f"messages[{index}]"
+    if not isinstance(raw, dict):
+        raise InvalidRequest(f"'{param}' must be an object.", param=param)
+    role = raw.get("role")
+    if role not in ROLES:
+        raise InvalidRequest(
+            f"'{param}.role' must be one of {', '.join(sorted(ROLES))}.", param=f"{param}.role"
+        )
+    content = raw.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise InvalidRequest(f"'{param}.content' must be a string or an array.", param=param)
+    if isinstance(content, list) and not all(isinstance(p, dict) for p in content):
+        raise InvalidRequest(f"'{param}.content' parts must be objects.", param=param)
+    if content is None and role != "assistant":
+        raise InvalidRequest(f"'{param}.content' is required.", param=f"{param}.content")
+    tool_calls = []
+    for call in raw.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidRequest(f"'{param}.tool_calls' is malformed.", param=f"{param}.tool_calls")
+        tool_calls.append(
+            ToolCall(
+                id=str(call.get("id", "")),
+                name=function["name"],
+                arguments=str(function.get("arguments", "")),
+            )
+        )
+    name = raw.get("name")
+    tool_call_id = raw.get("tool_call_id")
+    return Message(
+        role=role,
+        content=content,
+        name=name if isinstance(name, str) else None,
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id if isinstance(tool_call_id, str) else None,
+    )
+
+
+def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string.", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    if stop is not None and (
+        not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 4
+    ):
+        raise InvalidRequest("'stop' must be a string or up to 4 strings.", param="stop")
+    tools = body.get("tools")
+    if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
+        raise InvalidRequest("'tools' must be an array of objects.", param="tools")
+    response_format = body.get("response_format")
+    if response_format is not None and not isinstance(response_format, dict):
+        raise InvalidRequest("'response_format' must be an object.", param="response_format")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean.", param="stream")
+    stream_options = body.get("stream_options") or {}
+    if not isinstance(stream_options, dict):
+        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequest("'user' must be a string.", param="user")
+    unknown = sorted(set(body) - KNOWN)
+    if unknown:
+        raise InvalidRequest(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+    max_tokens = _integer(body, "max_tokens", 1)
+    if max_tokens is None:
+        max_tokens = _integer(body, "max_completion_tokens", 1)
+    return ChatRequest(
+        model=model,
+        messages=[_message(m, i) for i, m in enumerate(messages)],
+        temperature=_number(body, "temperature", 0, 2),
+        top_p=_number(body, "top_p", 0, 1),
+        max_tokens=max_tokens,
+        stop=stop or [],
+        tools=tools or [],
+        tool_choice=body.get("tool_choice"),
+        response_format=response_format,
+        seed=_integer(body, "seed", -(2**63)),
+        user=user,
+        stream=stream,
+        include_usage=bool(stream_options.get("include_usage", False)),
+        extra={k: body[k] for k in PASS_THROUGH if k in body and k != "max_completion_tokens"},
+    )
+
+
+def request_id_from(request: HttpRequest, generated: str) -> str:
+    supplied = request.headers.get("X-Request-ID", "")
+    return supplied if REQUEST_ID_PATTERN.match(supplied) else generated

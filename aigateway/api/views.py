@@ -1,0 +1,152 @@
+"""OpenAI-compatible endpoints. Thin: authenticate, parse, call the pipeline, serialize."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import wraps
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from aigateway.api.parsing import parse_chat_request, read_json_body, request_id_from
+from aigateway.api.serializers import (
+    SSE_DONE,
+    chat_response_to_openai,
+    chunk_to_openai,
+    sse_event,
+    usage_chunk,
+)
+from aigateway.gateway.errors import GatewayError, MethodNotAllowed, UpstreamFailed
+from aigateway.gateway.pipeline import CallContext, CallOutcome, chat_complete, chat_stream
+from aigateway.gateway.principal import Principal, authenticate_api_key
+
+logger = logging.getLogger(__name__)
+View = Callable[..., Awaitable[HttpResponse]]
+
+
+def _bearer_key(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key", "").strip()
+
+
+def error_response(exc: GatewayError, request_id: str) -> JsonResponse:
+    response = JsonResponse(exc.body(request_id), status=exc.status_code)
+    for name, value in exc.headers.items():
+        response[name] = value
+    response["x-request-id"] = request_id
+    return response
+
+
+def api_endpoint(*methods: str) -> Callable[[View], View]:
+    """Common door behaviour: request id, method check, and no exception escapes as a 500."""
+
+    def decorate(view: View) -> View:
+        @csrf_exempt
+        @wraps(view)
+        async def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            request_id = request_id_from(request, "req_" + uuid.uuid4().hex)
+            try:
+                if request.method not in methods:
+                    raise MethodNotAllowed(f"Use {' or '.join(methods)} for this endpoint.")
+                response = await view(request, request_id, *args, **kwargs)
+            except GatewayError as exc:
+                return error_response(exc, request_id)
+            except Exception:
+                logger.exception("unhandled error in %s (request %s)", view.__name__, request_id)
+                failure = GatewayError("The gateway had an internal error.", code="internal_error")
+                failure.status_code, failure.error_type = 500, "api_error"
+                return error_response(failure, request_id)
+            response["x-request-id"] = request_id
+            return response
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _outcome_headers(response: HttpResponse, outcome: CallOutcome) -> None:
+    for name, value in outcome.rate_limit_headers.items():
+        response[name] = value
+    response["x-aigateway-cache"] = outcome.cache_status
+    if outcome.served_by is not None:
+        response["x-aigateway-served-by"] = (
+            f"{outcome.served_by.provider}/{outcome.served_by.upstream_model}"
+        )
+    if outcome.attempts.failovers:
+        response["x-aigateway-failovers"] = str(outcome.attempts.failovers)
+
+
+@api_endpoint("POST")
+async def chat_completions(request: HttpRequest, request_id: str) -> HttpResponse:
+    principal = await authenticate_api_key(_bearer_key(request))
+    chat_request = parse_chat_request(read_json_body(request))
+    ctx = CallContext(request_id=request_id, principal=principal)
+    if not chat_request.stream:
+        result, outcome = await chat_complete(ctx, chat_request)
+        response = JsonResponse(chat_response_to_openai(result))
+        _outcome_headers(response, outcome)
+        return response
+
+    opened = await chat_stream(ctx, chat_request)
+    completion_id = "chatcmpl-" + request_id.removeprefix("req_")
+    created = int(time.time())
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in opened.chunks:
+                payload = chunk_to_openai(
+                    chunk, completion_id=completion_id, model=chat_request.model, created=created
+                )
+                if payload is not None:
+                    yield sse_event(payload)
+                if chunk.usage is not None and chat_request.include_usage:
+                    yield sse_event(
+                        usage_chunk(
+                            chunk.usage,
+                            completion_id=completion_id,
+                            model=chat_request.model,
+                            created=created,
+                        )
+                    )
+        except Exception as exc:  # after the first token: report the error in-stream
+            from providers.errors import ProviderError
+
+            error = (
+                UpstreamFailed(exc, attempts=1)
+                if isinstance(exc, ProviderError)
+                else GatewayError("The stream failed.", code="internal_error")
+            )
+            if not isinstance(exc, ProviderError):
+                logger.exception("stream failed (request %s)", request_id)
+            yield sse_event(error.body(request_id))
+        yield SSE_DONE
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    _outcome_headers(response, opened.outcome)
+    return response
+
+
+@api_endpoint("GET")
+async def list_models(request: HttpRequest, request_id: str) -> HttpResponse:
+    principal: Principal = await authenticate_api_key(_bearer_key(request))
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "aigateway"}
+        for name in sorted(principal.allowed_routes)
+    ]
+    return JsonResponse({"object": "list", "data": data})
+
+
+async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    error = GatewayError(f"Unknown endpoint: {request.method} {request.path}", code="not_found")
+    error.status_code = 404
+    return HttpResponse(
+        json.dumps(error.body()), status=404, content_type="application/json"
+    )

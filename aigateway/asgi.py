@@ -1,0 +1,39 @@
+"""ASGI entry point: Django plus a lifespan handler that flushes buffered records on shutdown.
+
+Django's ASGIHandler does not speak the lifespan protocol, so this wrapper answers it: on
+shutdown (SIGTERM after in-flight requests finish) it writes every buffered usage record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aigateway.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_application = get_asgi_application()
+
+from aigateway.usage.recorder import usage_recorder  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "lifespan":
+        await django_application(scope, receive, send)
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            try:
+                written = await usage_recorder.aflush()
+                logger.info("shutdown: flushed %s usage records", written)
+            except Exception:  # noqa: BLE001 - report, but let the process exit
+                logger.exception("shutdown flush failed")
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,88 @@
+"""In-process cache of configuration (keys, routes, providers) for the hot path.
+
+The API must not query the database per request. Lookups are cached in process and dropped
+when the shared *config version* changes. Every write to a cached model bumps the version
+(signals); each process compares its version with the shared one at most once per
+``AIGATEWAY_CONFIG_CACHE_SECONDS``, so a revoked key stops working everywhere within that time.
+The shared version lives in Redis when configured, else in process (single-process mode).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+
+from aigateway.core.redis import get_async_redis, get_sync_redis
+
+logger = logging.getLogger(__name__)
+VERSION_KEY = "aigw:config-version"
+
+
+class ConfigCache:
+    def __init__(self) -> None:
+        self._entries: dict[Any, Any] = {}
+        self._seen_version: int | None = None
+        self._checked_at = 0.0
+        self._local_version = 0
+        self._lock = threading.Lock()
+
+    # -- version -------------------------------------------------------------------------
+    def bump(self) -> None:
+        with self._lock:
+            self._local_version += 1
+            self._entries.clear()
+        client = get_sync_redis()
+        if client is not None:
+            try:
+                client.incr(VERSION_KEY)
+            except Exception:  # noqa: BLE001 - Redis down must not break an admin's save
+                logger.warning("could not bump the shared config version in Redis")
+
+    async def _shared_version(self) -> int:
+        client = get_async_redis()
+        if client is None:
+            return self._local_version
+        try:
+            value = await client.get(VERSION_KEY)
+        except Exception:  # noqa: BLE001 - fail open on cached config, log once per check
+            logger.warning("Redis unreachable; serving cached config")
+            return self._seen_version if self._seen_version is not None else -1
+        return int(value or 0) * 1_000_000 + self._local_version
+
+    async def refresh_if_stale(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < settings.AIGATEWAY_CONFIG_CACHE_SECONDS:
+            return
+        self._checked_at = now
+        version = await self._shared_version()
+        if version != self._seen_version:
+            with self._lock:
+                self._entries.clear()
+            self._seen_version = version
+
+    # -- entries -------------------------------------------------------------------------
+    def get(self, key: Any) -> Any:
+        return self._entries.get(key)
+
+    def set(self, key: Any, value: Any) -> None:
+        with self._lock:
+            if len(self._entries) > 50_000:  # bound memory against key-guessing floods
+                self._entries.clear()
+            self._entries[key] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._checked_at = 0.0
+
+
+config_cache = ConfigCache()
+
+
+def bump_config_version(*args: Any, **kwargs: Any) -> None:
+    """Signal receiver: any write to routing/tenancy/provider config invalidates caches."""
+    config_cache.bump()

@@ -1,0 +1,171 @@
+"""The one pipeline every door calls: limits → cache → route → resilience → usage.
+
+Authentication happens at the door (API key, browser session, batch owner) and produces the
+Principal passed in here; everything after that is shared.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+from aigateway.gateway import cache, limits
+from aigateway.gateway.errors import GatewayError
+from aigateway.gateway.principal import Principal
+from aigateway.gateway.resilience import Attempts, resilient_chat, resilient_stream_open
+from aigateway.gateway.routes import route_resolve
+from aigateway.usage.recorder import UsageEntry, usage_recorder
+from providers.types import ChatChunk, ChatRequest, ChatResponse, ServedBy, Usage
+
+
+@dataclass(slots=True)
+class CallContext:
+    request_id: str
+    principal: Principal
+    source: str = "api"  # api, playground, batch
+    started: float = field(default_factory=time.perf_counter)
+    created_at: datetime = field(default_factory=timezone.now)
+
+
+@dataclass(slots=True)
+class CallOutcome:
+    """Facts about a finished (or opened) call, for response headers and the UI."""
+
+    cache_status: str = cache.MISS
+    served_by: ServedBy | None = None
+    attempts: Attempts = field(default_factory=Attempts)
+    rate_limit_headers: dict[str, str] = field(default_factory=dict)
+
+
+def _record(
+    ctx: CallContext,
+    request: ChatRequest,
+    outcome: CallOutcome,
+    *,
+    status_code: int,
+    usage: Usage | None,
+    error_type: str = "",
+    ttft_ms: float | None = None,
+) -> None:
+    served = outcome.served_by
+    usage_recorder.record(
+        UsageEntry(
+            request_id=ctx.request_id,
+            created_at=ctx.created_at,
+            source=ctx.source,
+            status_code=status_code,
+            organisation_id=ctx.principal.organisation_id,
+            team_id=ctx.principal.team_id,
+            api_key_id=ctx.principal.api_key_id,
+            key_prefix=ctx.principal.key_prefix,
+            user_id=ctx.principal.user_id,
+            route=request.model,
+            provider=served.provider if served else "",
+            deployment_id=served.deployment_id if served else None,
+            upstream_model=served.upstream_model if served else "",
+            stream=request.stream,
+            error_type=error_type,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            latency_ms=(time.perf_counter() - ctx.started) * 1000,
+            ttft_ms=ttft_ms,
+        )
+    )
+
+
+def _error_kind(exc: GatewayError) -> str:
+    return exc.code or exc.error_type
+
+
+async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatResponse, CallOutcome]:
+    outcome = CallOutcome()
+    try:
+        route = await route_resolve(ctx.principal, request.model)
+        lease = await limits.limits_acquire(ctx.principal, route.name, request)
+        outcome.rate_limit_headers = lease.headers()
+        cached = await cache.cache_lookup(ctx.principal, request)
+        if cached is not None:
+            outcome.cache_status = "HIT"
+            outcome.served_by = cached.served_by
+            await lease.settle(Usage())
+            _record(ctx, request, outcome, status_code=200, usage=Usage())
+            return cached, outcome
+        try:
+            response = await resilient_chat(route, request, outcome.attempts)
+        except GatewayError:
+            await lease.settle(None)
+            raise
+        outcome.served_by = response.served_by
+        await lease.settle(response.usage)
+        await cache.cache_store(ctx.principal, request, response)
+    except GatewayError as exc:
+        _record(ctx, request, outcome, status_code=exc.status_code, usage=None, error_type=_error_kind(exc))
+        raise
+    _record(ctx, request, outcome, status_code=200, usage=response.usage)
+    return response, outcome
+
+
+@dataclass(slots=True)
+class ChatStream:
+    """An opened stream: iterate ``chunks``; failover is over once this exists."""
+
+    chunks: AsyncIterator[ChatChunk]
+    outcome: CallOutcome
+
+
+async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
+    """Open a stream (failover allowed until the first chunk) and return it.
+
+    Usage is recorded when the stream ends, is cut by an upstream error, or is cancelled by
+    the client (then it counts what was produced so far).
+    """
+    outcome = CallOutcome()
+    try:
+        route = await route_resolve(ctx.principal, request.model)
+        lease = await limits.limits_acquire(ctx.principal, route.name, request)
+        outcome.rate_limit_headers = lease.headers()
+        try:
+            opened = await resilient_stream_open(route, request, outcome.attempts)
+        except GatewayError:
+            await lease.settle(None)
+            raise
+    except GatewayError as exc:
+        _record(ctx, request, outcome, status_code=exc.status_code, usage=None, error_type=_error_kind(exc))
+        raise
+    target = opened.target
+    outcome.served_by = ServedBy(target.provider_name, target.deployment_id, target.upstream_model)
+    ttft_ms = (time.perf_counter() - ctx.started) * 1000
+
+    async def relay() -> AsyncIterator[ChatChunk]:
+        usage: Usage | None = None
+        produced_chars = 0
+        error_type = ""
+        status = 200
+        try:
+            chunk: ChatChunk | None = opened.first
+            iterator = opened.rest
+            while chunk is not None:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                produced_chars += len(chunk.content or "")
+                yield chunk
+                chunk = await anext(iterator, None)
+        except BaseException as exc:  # includes client disconnect (CancelledError)
+            error_type = getattr(exc, "kind", None) or type(exc).__name__
+            status = 499 if not hasattr(exc, "kind") else 502
+            raise
+        finally:
+            if usage is None:  # cut short: count what was produced (~4 chars per token)
+                usage = Usage(
+                    input_tokens=limits.estimate_tokens(request) - (request.max_tokens or 0),
+                    output_tokens=(produced_chars + 3) // 4,
+                )
+            await lease.settle(usage)
+            _record(ctx, request, outcome, status_code=status, usage=usage,
+                    error_type=error_type, ttft_ms=ttft_ms)
+
+    return ChatStream(chunks=relay(), outcome=outcome)

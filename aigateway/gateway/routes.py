@@ -1,0 +1,81 @@
+"""Resolve the model name a caller asked for into the deployments that may serve it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+
+from aigateway.core.config_cache import config_cache
+from aigateway.gateway.errors import ModelNotFound
+from aigateway.gateway.principal import Principal
+from providers.base import DeploymentTarget
+from providers.crypto import SecretDecryptionError, fingerprint
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    name: str
+    strategy: str
+    deployments: tuple[DeploymentTarget, ...]
+
+
+def _load_route(name: str) -> RouteConfig | None:
+    from aigateway.routing.models import Deployment, Route
+
+    route = Route.objects.filter(name=name).first()
+    if route is None:
+        return None
+    targets = []
+    deployments = (
+        Deployment.objects.filter(route=route, enabled=True, provider__enabled=True)
+        .select_related("provider", "credential")
+        .order_by("priority", "id")
+    )
+    for deployment in deployments:
+        credential = deployment.credential or deployment.provider.active_credential()
+        api_key = ""
+        if credential is not None:
+            try:
+                api_key = credential.reveal()
+            except SecretDecryptionError:
+                logger.error(
+                    "credential %s of provider %s cannot be decrypted; deployment %s skipped",
+                    credential.fingerprint,
+                    deployment.provider.name,
+                    deployment.pk,
+                )
+                continue
+        targets.append(
+            DeploymentTarget(
+                deployment_id=deployment.pk,
+                provider_name=deployment.provider.name,
+                provider_kind=deployment.provider.kind,
+                upstream_model=deployment.upstream_model,
+                base_url=deployment.provider.base_url,
+                api_key=api_key,
+                credential_fingerprint=fingerprint(api_key) if api_key else "",
+            )
+        )
+    return RouteConfig(name=route.name, strategy=route.strategy, deployments=tuple(targets))
+
+
+async def route_resolve(principal: Principal, model: str) -> RouteConfig:
+    """The route for ``model`` if this principal may use it; else 404, as OpenAI does for
+    models a key cannot see (so route names do not leak across teams)."""
+    if model not in principal.allowed_routes:
+        raise ModelNotFound(
+            f"The model '{model}' does not exist or you do not have access to it.", param="model"
+        )
+    await config_cache.refresh_if_stale()
+    cache_key = ("route", model)
+    route = config_cache.get(cache_key)
+    if route is None:
+        route = await sync_to_async(_load_route, thread_sensitive=False)(model)
+        if route is None:
+            raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
+        config_cache.set(cache_key, route)
+    return route

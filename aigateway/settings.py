@@ -1,0 +1,178 @@
+"""Django settings for aigateway, driven by environment variables (12-factor).
+
+Every setting has a safe local default so ``make run`` works with nothing set. Production values
+are documented in docs/configuration.md. An optional ``.env`` file in the project root is read
+first; real environment variables win over it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+from aigateway.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env", override=False)
+
+# Marker values: production refuses to start while these are in use (see the check at the end).
+INSECURE_SECRET_KEY = "insecure-dev-secret-key-change-me"
+INSECURE_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hhbmdlISE="  # Fernet key, dev only
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", INSECURE_SECRET_KEY)
+# Comma-separated Fernet keys; the first encrypts, all decrypt (MultiFernet), so keys rotate.
+AIGATEWAY_ENCRYPTION_KEYS = env_list("AIGATEWAY_ENCRYPTION_KEYS", [INSECURE_ENCRYPTION_KEY])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "auth.apps.IdentityConfig",
+    "providers.apps.ProvidersConfig",
+    "aigateway.routing.apps.RoutingConfig",
+    "aigateway.usage.apps.UsageConfig",
+    "aigateway.core.apps.CoreConfig",
+    "aigateway.web.apps.WebConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "aigateway.urls"
+ASGI_APPLICATION = "aigateway.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:dashboard"
+LOGOUT_REDIRECT_URL = "web:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+
+# Largest request body we read. The API answers a bigger body with an OpenAI-style 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("AIGATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)
+AIGATEWAY_MAX_BODY_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
+
+# Redis: shared state for several processes. Unset means in-process backends (single process).
+REDIS_URL = env_str("REDIS_URL", "")
+
+# Celery: unset broker means tasks run eagerly in the calling process (make run, unit tests).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == ""
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
+
+# Upstream HTTP behaviour (adapters). Retries are owned by the resilience layer, never the SDK.
+AIGATEWAY_UPSTREAM_CONNECT_TIMEOUT = env_float("AIGATEWAY_UPSTREAM_CONNECT_TIMEOUT", 5.0)
+AIGATEWAY_UPSTREAM_READ_TIMEOUT = env_float("AIGATEWAY_UPSTREAM_READ_TIMEOUT", 120.0)
+AIGATEWAY_UPSTREAM_MAX_CONNECTIONS = env_int("AIGATEWAY_UPSTREAM_MAX_CONNECTIONS", 200)
+# How long an authenticated key / route table may be served from the in-process cache before
+# the shared config version is checked again (bounds how fast a revocation reaches all workers).
+AIGATEWAY_CONFIG_CACHE_SECONDS = env_float("AIGATEWAY_CONFIG_CACHE_SECONDS", 1.0)
+# Usage records are buffered and written in batches off the request path.
+AIGATEWAY_USAGE_FLUSH_SECONDS = env_float("AIGATEWAY_USAGE_FLUSH_SECONDS", 1.0)
+AIGATEWAY_USAGE_FLUSH_BATCH = env_int("AIGATEWAY_USAGE_FLUSH_BATCH", 500)
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the cookie-less meta tag; keep default
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
+
+
+def _refuse_insecure_production() -> None:
+    """With DEBUG off we are in production: refuse the well-known development secrets.
+
+    ``AIGATEWAY_ALLOW_INSECURE_DEFAULTS=true`` is for ``make run``/tests only and says so.
+    """
+    if DEBUG or env_bool("AIGATEWAY_ALLOW_INSECURE_DEFAULTS", False):
+        return
+    if "pytest" in sys.modules:  # the test suite runs with dev keys on purpose
+        return
+    problems = []
+    if SECRET_KEY == INSECURE_SECRET_KEY:
+        problems.append("SECRET_KEY (a long random string)")
+    if INSECURE_ENCRYPTION_KEY in AIGATEWAY_ENCRYPTION_KEYS:
+        problems.append(
+            "AIGATEWAY_ENCRYPTION_KEYS (generate one with: python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        )
+    if problems:
+        raise ImproperlyConfigured(
+            "Refusing to start in production (DEBUG is off) with development defaults. Set "
+            + " and ".join(problems)
+            + ". For a local trial set AIGATEWAY_ALLOW_INSECURE_DEFAULTS=true (make run does)."
+        )
+
+
+_refuse_insecure_production()

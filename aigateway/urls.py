@@ -1,0 +1,8 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("v1/", include("aigateway.api.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("aigateway.web.urls")),
+]

@@ -1,0 +1,120 @@
+"""Buffered usage recording: the request path appends, a background task writes in batches.
+
+Nothing is lost on a clean shutdown: the ASGI lifespan handler calls ``flush`` last, and an
+``atexit`` hook covers management commands and tests. A failed write keeps the batch in the
+buffer for the next attempt (bounded, so a long database outage cannot exhaust memory; what
+is dropped then is counted and logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+logger = logging.getLogger(__name__)
+MAX_BUFFERED = 200_000
+
+
+@dataclass(slots=True)
+class UsageEntry:
+    request_id: str
+    created_at: datetime
+    source: str
+    status_code: int
+    organisation_id: int | None = None
+    team_id: int | None = None
+    api_key_id: int | None = None
+    key_prefix: str = ""
+    user_id: int | None = None
+    route: str = ""
+    provider: str = ""
+    deployment_id: int | None = None
+    upstream_model: str = ""
+    stream: bool = False
+    error_type: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+
+
+class UsageRecorder:
+    def __init__(self) -> None:
+        self._buffer: list[UsageEntry] = []
+        self._lock = threading.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def record(self, entry: UsageEntry) -> None:
+        with self._lock:
+            if len(self._buffer) >= MAX_BUFFERED:
+                self._buffer.pop(0)
+                self.dropped += 1
+                logger.error("usage buffer full; oldest record dropped (total %s)", self.dropped)
+            self._buffer.append(entry)
+        self._ensure_flusher()
+
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def _ensure_flusher(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # sync caller (tests, commands): flushed by flush() or atexit
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush_periodically())
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(settings.AIGATEWAY_USAGE_FLUSH_SECONDS)
+            if self._buffer:
+                await sync_to_async(self.flush, thread_sensitive=False)()
+
+    def flush(self) -> int:
+        """Write everything buffered; returns how many rows were written."""
+        from aigateway.usage.models import UsageRecord
+
+        written = 0
+        while True:
+            with self._lock:
+                batch = self._buffer[: settings.AIGATEWAY_USAGE_FLUSH_BATCH]
+                del self._buffer[: len(batch)]
+            if not batch:
+                return written
+            try:
+                UsageRecord.objects.bulk_create(
+                    [UsageRecord(**asdict(e)) for e in batch], ignore_conflicts=True
+                )
+                written += len(batch)
+            except Exception:
+                logger.exception("usage flush failed; %s records kept for retry", len(batch))
+                with self._lock:
+                    self._buffer[:0] = batch
+                close_old_connections()
+                return written
+
+    async def aflush(self) -> int:
+        return await sync_to_async(self.flush, thread_sensitive=False)()
+
+
+usage_recorder = UsageRecorder()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    if usage_recorder.pending():
+        try:
+            usage_recorder.flush()
+        except Exception:  # noqa: BLE001 - interpreter is going away; log and move on
+            logger.exception("final usage flush failed")

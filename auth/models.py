@@ -1,0 +1,107 @@
+"""Tenancy: organisation → teams → memberships (user, role) and team API keys."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Organisation(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Team(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="teams")
+    slug = models.SlugField()
+    name = models.CharField(max_length=200)
+    # The routes (model names) this team may call. API keys can narrow this further.
+    allowed_routes = models.ManyToManyField("routing.Route", blank=True, related_name="teams")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "slug"], name="team_slug_unique_in_org")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation.slug}/{self.slug}"
+
+
+class OrgRole(models.TextChoices):
+    PLATFORM_ADMIN = "platform_admin", "Platform admin"
+    AUDITOR = "auditor", "Auditor"
+    MEMBER = "member", "Member"
+
+
+class TeamRole(models.TextChoices):
+    TEAM_ADMIN = "team_admin", "Team admin"
+    MEMBER = "member", "Member"
+
+
+class OrgMembership(models.Model):
+    """A user's organisation-wide role: platform admins manage everything in the
+    organisation, auditors read everything and change nothing."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="org_memberships"
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=32, choices=OrgRole.choices, default=OrgRole.MEMBER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organisation"], name="one_org_role_per_user")
+        ]
+
+
+class TeamMembership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_memberships"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=32, choices=TeamRole.choices, default=TeamRole.MEMBER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "team"], name="one_team_role_per_user")
+        ]
+
+
+class ApiKey(models.Model):
+    """A team's virtual key. Only a SHA-256 hash and a short display prefix are stored."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    # Empty means "every route the team may use"; otherwise the key is narrowed to these.
+    allowed_routes = models.ManyToManyField("routing.Route", blank=True, related_name="api_keys")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="api_key_name_unique_in_team")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_active(self, now: timezone.datetime | None = None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now

@@ -1,0 +1,9 @@
+"""Importing this module registers every built-in adapter."""
+
+from providers.base import register_adapter
+from providers.demo import DemoAdapter
+from providers.openai_adapter import OpenAIAdapter
+
+register_adapter("openai", OpenAIAdapter)
+register_adapter("openai_compatible", OpenAIAdapter)
+register_adapter("demo", DemoAdapter)
