@@ -1,12 +1,22 @@
-"""Read-only queries for dashboard pages, scoped to what the user may see."""
+"""Read-only queries for dashboard pages, scoped to what the user may see.
+
+The query count of a page must not depend on how many teams the user sees: teams come from
+one query (organisation joined, active keys counted in SQL) and their routes from one
+prefetch, whatever their number.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
 
-from auth.models import OrgRole, Team
+from aigateway.routing.models import Route
+from auth.models import OrgRole, Team, TeamRole
+
+_WIDE_ROLES = (OrgRole.PLATFORM_ADMIN, OrgRole.AUDITOR)
 
 
 @dataclass(frozen=True)
@@ -24,37 +34,79 @@ class DashboardSummary:
     is_platform_admin: bool
 
 
-def teams_visible_to(user: AbstractBaseUser | AnonymousUser) -> list[tuple[Team, str]]:
-    """Teams the user belongs to, plus every team of organisations they administer or audit."""
+@dataclass(frozen=True)
+class _Visibility:
+    org_roles: dict[int, str]  # organisation id → OrgRole value
+    team_roles: dict[int, str]  # team id → TeamRole value
+
+    @property
+    def wide_orgs(self) -> list[int]:
+        return [org for org, role in self.org_roles.items() if role in _WIDE_ROLES]
+
+    def role_label(self, team: Team) -> str:
+        """The organisation-wide role wins over a membership of the team itself."""
+        org_role = self.org_roles.get(team.organisation_id)
+        if org_role in _WIDE_ROLES:
+            return OrgRole(org_role).label
+        return TeamRole(self.team_roles[team.pk]).label
+
+
+def _visibility(user: AbstractBaseUser | AnonymousUser) -> _Visibility:
     if not user.is_authenticated:
-        return []
-    seen: dict[int, tuple[Team, str]] = {}
-    org_roles = {m.organisation_id: m.role for m in user.org_memberships.all()}  # type: ignore[union-attr]
-    wide = [org for org, role in org_roles.items() if role in (OrgRole.PLATFORM_ADMIN, OrgRole.AUDITOR)]
-    for team in Team.objects.filter(organisation_id__in=wide).select_related("organisation"):
-        seen[team.pk] = (team, OrgRole(org_roles[team.organisation_id]).label)
-    for membership in user.team_memberships.select_related("team__organisation"):  # type: ignore[union-attr]
-        seen.setdefault(membership.team.pk, (membership.team, membership.get_role_display()))
-    return sorted(seen.values(), key=lambda pair: (pair[0].organisation.slug, pair[0].slug))
+        return _Visibility({}, {})
+    return _Visibility(
+        org_roles=dict(user.org_memberships.values_list("organisation_id", "role")),  # type: ignore[union-attr]
+        team_roles=dict(user.team_memberships.values_list("team_id", "role")),  # type: ignore[union-attr]
+    )
+
+
+def _visible_teams(visibility: _Visibility) -> QuerySet[Team]:
+    """Teams the user belongs to, plus every team of organisations they administer or audit."""
+    wide = visibility.wide_orgs
+    if not wide and not visibility.team_roles:
+        return Team.objects.none()
+    return (
+        Team.objects.filter(Q(organisation_id__in=wide) | Q(pk__in=list(visibility.team_roles)))
+        .select_related("organisation")
+        .order_by("organisation__slug", "slug")
+    )
+
+
+def teams_visible_to(user: AbstractBaseUser | AnonymousUser) -> list[tuple[Team, str]]:
+    """Teams the user belongs to, plus every team of organisations they administer or audit,
+    each with the user's role label for it, ordered by organisation then team slug."""
+    visibility = _visibility(user)
+    return [(team, visibility.role_label(team)) for team in _visible_teams(visibility)]
 
 
 def dashboard_summary_for_user(*, user: AbstractBaseUser | AnonymousUser) -> DashboardSummary:
-    rows = []
-    for team, role in teams_visible_to(user):
-        rows.append(
-            TeamSummary(
-                name=team.name,
-                organisation=team.organisation.name,
-                role=role,
-                routes=sorted(r.name for r in team.allowed_routes.all()),
-                active_keys=team.api_keys.filter(revoked_at__isnull=True).count(),
-            )
+    visibility = _visibility(user)
+    now = timezone.now()
+    active = Q(api_keys__revoked_at__isnull=True) & (
+        Q(api_keys__expires_at__isnull=True) | Q(api_keys__expires_at__gt=now)
+    )  # the same rule as ApiKey.is_active
+    teams = (
+        _visible_teams(visibility)
+        .annotate(active_key_count=Count("api_keys", filter=active, distinct=True))
+        .prefetch_related(
+            Prefetch("allowed_routes", queryset=Route.objects.only("name").order_by("name"))
         )
+    )
+    rows = [
+        TeamSummary(
+            name=team.name,
+            organisation=team.organisation.name,
+            role=visibility.role_label(team),
+            routes=[route.name for route in team.allowed_routes.all()],
+            active_keys=team.active_key_count,  # type: ignore[attr-defined]
+        )
+        for team in teams
+    ]
     is_admin = bool(
         user.is_authenticated
         and (
             user.is_superuser  # type: ignore[union-attr]
-            or user.org_memberships.filter(role=OrgRole.PLATFORM_ADMIN).exists()  # type: ignore[union-attr]
+            or OrgRole.PLATFORM_ADMIN in visibility.org_roles.values()
         )
     )
     return DashboardSummary(teams=rows, is_platform_admin=is_admin)

@@ -1,0 +1,154 @@
+"""Shared fixtures: isolation of caches between tests, Redis, a live ASGI gateway, the cast.
+
+The cast for permission tests: alice (platform admin), bob (team admin), carol (member),
+dave (auditor), eve (outsider, another organisation).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from aigateway.core.config_cache import config_cache
+from aigateway.core.redis import reset_clients
+from aigateway.usage.recorder import usage_recorder
+
+TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state() -> Iterator[None]:
+    config_cache.clear()
+    usage_recorder._buffer.clear()
+    yield
+    config_cache.clear()
+    usage_recorder._buffer.clear()
+    reset_clients()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
+    # The production hasher costs ~0.3 s per user on purpose; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+
+
+def _worker_db() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return 1 + int(worker.removeprefix("gw") or 0) % 15
+
+
+@pytest.fixture
+def redis_url(settings: pytest.FixtureRequest) -> Iterator[str]:
+    """Point the app at real Redis (a database per xdist worker, flushed per test)."""
+    if not TEST_REDIS_URL:
+        pytest.fail("Redis is required: run the suite with `make test` (it provides one)")
+    base = TEST_REDIS_URL.rsplit("/", 1)[0]
+    url = f"{base}/{_worker_db()}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    settings.REDIS_URL = url  # type: ignore[attr-defined]
+    reset_clients()
+    yield url
+    client.flushdb()
+    client.close()
+    reset_clients()
+
+
+@pytest.fixture(params=["inprocess", "redis"])
+def backend(request: pytest.FixtureRequest, settings: pytest.FixtureRequest) -> str:
+    """Run a test once with in-process backends and once with Redis (contract tests)."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_url")
+    else:
+        settings.REDIS_URL = ""  # type: ignore[attr-defined]
+        reset_clients()
+    return request.param
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveGateway:
+    base_url: str  # e.g. http://127.0.0.1:PORT
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.base_url + "/v1"
+
+
+@pytest.fixture
+def live_gateway(transactional_db: None) -> Iterator[LiveGateway]:
+    """The real ASGI app under uvicorn on 127.0.0.1, in a thread of this test process."""
+    import uvicorn
+
+    from aigateway.asgi import application
+
+    port = free_port()
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+        access_log=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the gateway did not start")
+        time.sleep(0.02)
+    yield LiveGateway(base_url=f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+# -- the cast -------------------------------------------------------------------------------
+@dataclass
+class Cast:
+    org: object
+    other_org: object
+    team: object
+    other_team: object
+    alice: object
+    bob: object
+    carol: object
+    dave: object
+    eve: object
+
+
+@pytest.fixture
+def cast(db: None) -> Cast:
+    from django.contrib.auth import get_user_model
+
+    from auth.models import (
+        Organisation,
+        OrgMembership,
+        OrgRole,
+        Team,
+        TeamMembership,
+        TeamRole,
+    )
+
+    User = get_user_model()
+    org = Organisation.objects.create(slug="acme", name="Acme")
+    other_org = Organisation.objects.create(slug="globex", name="Globex")
+    team = Team.objects.create(organisation=org, slug="research", name="Research")
+    other_team = Team.objects.create(organisation=other_org, slug="sales", name="Sales")
+    users = {n: User.objects.create_user(n, f"{n}@example.test", "pw-" + n + "-secret") for n in
+             ("alice", "bob", "carol", "dave", "eve")}  # fmt: skip
+    OrgMembership.objects.create(user=users["alice"], organisation=org, role=OrgRole.PLATFORM_ADMIN)
+    OrgMembership.objects.create(user=users["dave"], organisation=org, role=OrgRole.AUDITOR)
+    TeamMembership.objects.create(user=users["bob"], team=team, role=TeamRole.TEAM_ADMIN)
+    TeamMembership.objects.create(user=users["carol"], team=team, role=TeamRole.MEMBER)
+    TeamMembership.objects.create(user=users["eve"], team=other_team, role=TeamRole.TEAM_ADMIN)
+    return Cast(org, other_org, team, other_team, **users)
