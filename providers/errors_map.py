@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Iterator
 
+import aiohttp
 import openai
 
 from providers import errors
@@ -38,15 +40,39 @@ def _error_code(exc: openai.APIStatusError) -> str:
     return str(code or "")
 
 
-def map_openai_error(exc: openai.OpenAIError, provider: str) -> errors.ProviderError:
-    if isinstance(exc, openai.APITimeoutError):
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current = exc.__cause__ or exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _really_timed_out(exc: openai.APITimeoutError) -> bool:
+    """The SDK's aiohttp transport reports every aiohttp connection error (refused, reset,
+    server disconnected) as an httpx ``ConnectTimeout``; the original cause tells them apart."""
+    for cause in _causes(exc):
+        if isinstance(cause, TimeoutError):
+            return True
+        if isinstance(cause, (ConnectionError, aiohttp.ClientConnectionError)):
+            return False
+    return True
+
+
+def map_openai_error(exc: Exception, provider: str) -> errors.ProviderError:
+    if isinstance(exc, openai.APITimeoutError) and _really_timed_out(exc):
         return errors.UpstreamTimeout("the upstream did not answer in time", provider=provider)
     if isinstance(exc, openai.APIConnectionError):
         return errors.ConnectionFailed("could not connect to the upstream", provider=provider)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         request_id = exc.response.headers.get("x-request-id")
-        common = {"provider": provider, "upstream_status": status, "provider_request_id": request_id}
+        common = {
+            "provider": provider,
+            "upstream_status": status,
+            "provider_request_id": request_id,
+        }
         code = _error_code(exc)
         if status == 429:
             return errors.RateLimited(
@@ -73,4 +99,18 @@ def _safe_message(exc: openai.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     inner = body.get("error", body) if isinstance(body, dict) else {}
     message = inner.get("message") if isinstance(inner, dict) else None
-    return str(message or f"the upstream rejected the request (HTTP {exc.status_code})")[:500]
+    text = str(message or f"the upstream rejected the request (HTTP {exc.status_code})")
+    return _redact_credential(text, exc)[:500]
+
+
+def _redact_credential(text: str, exc: openai.APIStatusError) -> str:
+    """Upstreams may echo the key they were sent; the gateway's credential must not leak."""
+    headers = exc.request.headers
+    for secret in (
+        headers.get("authorization", "").removeprefix("Bearer "),
+        headers.get("api-key", ""),
+    ):
+        secret = secret.strip()
+        if len(secret) >= 8:
+            text = text.replace(secret, "[redacted]")
+    return text

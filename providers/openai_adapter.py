@@ -85,7 +85,7 @@ class OpenAIAdapter:
         started = time.perf_counter()
         try:
             completion = await self.client.chat.completions.create(**params)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError) as exc:  # ValueError: body not JSON
             raise map_openai_error(exc, target.provider_name) from None
         choice = completion.choices[0] if completion.choices else None
         message = choice.message if choice else None
@@ -121,13 +121,13 @@ class OpenAIAdapter:
             async with stream:
                 async for event in stream:
                     yield _chunk_from_openai(event)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError) as exc:  # ValueError: body not JSON
             raise map_openai_error(exc, target.provider_name) from None
 
     async def list_models(self, target: DeploymentTarget) -> list[str]:
         try:
             page = await self.client.models.list()
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError) as exc:  # ValueError: body not JSON
             raise map_openai_error(exc, target.provider_name) from None
         return [m.id for m in page.data]
 

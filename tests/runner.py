@@ -68,6 +68,8 @@ def main() -> int:
     print(f"database: {env.get('DATABASE_URL') or 'SQLite'}; redis: {env['REDIS_URL']}")
     # The suite decides per test which backend it uses; the app itself defaults to in-process.
     env["AIGATEWAY_TEST_REDIS_URL"] = env.pop("REDIS_URL")
+    # Threads of the live test server must not keep database sessions open past a test.
+    env.setdefault("DATABASE_CONN_MAX_AGE", "0")
     try:
         args = sys.argv[1:] or ["-n", "2", "--dist", "loadfile"]
         code = subprocess.call([sys.executable, "-m", "pytest", *args], env=env)

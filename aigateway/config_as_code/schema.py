@@ -133,8 +133,15 @@ class _Map:
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.at(key)}: {message}")
 
-    def str(self, key: str, default: str | None = None, *, max_len: int = 200,
-            pattern: re.Pattern[str] | None = None, choices: list[str] | None = None) -> str:
+    def text(
+        self,
+        key: str,
+        default: str | None = None,
+        *,
+        max_len: int = 200,
+        pattern: re.Pattern[str] | None = None,
+        choices: list[str] | None = None,
+    ) -> str:
         value = self.data.get(key, default)
         if value is None:
             raise self.fail(key, "required")
@@ -148,13 +155,13 @@ class _Map:
             raise self.fail(key, f"'{value}' is not one of: {', '.join(choices)}")
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
             raise self.fail(key, "must be true or false")
         return value
 
-    def int(self, key: str, default: int) -> int:
+    def number(self, key: str, default: int) -> int:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise self.fail(key, "must be an integer >= 0")
@@ -191,9 +198,11 @@ class _Map:
             return value[4:]
         if allow_stored and value == STORED:
             return ""
-        raise self.fail(key, f"literal secrets are not allowed in the file; use env:VARIABLE_NAME{hint}")
+        raise self.fail(
+            key, f"literal secrets are not allowed in the file; use env:VARIABLE_NAME{hint}"
+        )
 
-    def datetime(self, key: str) -> datetime | None:
+    def timestamp(self, key: str) -> datetime | None:
         value = self.data.get(key)
         if value is None:
             return None
@@ -219,16 +228,16 @@ def _unique(items: tuple[Any, ...], attr: str, what: str) -> None:
 
 
 def _credential(m: _Map) -> CredentialSpec:
-    store = m.str("store", "reference", choices=["reference", "encrypted"])
+    store = m.text("store", "reference", choices=["reference", "encrypted"])
     hint = " (read at call time), optionally with store: encrypted, or 'stored'"
     env_var = m.env_secret("secret", allow_stored=True, hint=hint)
     if env_var is None:
         raise m.fail("secret", "required: env:VARIABLE_NAME or 'stored'")
-    return CredentialSpec(m.path, m.str("name"), env_var, encrypted=store == "encrypted")
+    return CredentialSpec(m.path, m.text("name"), env_var, encrypted=store == "encrypted")
 
 
 def _provider(m: _Map) -> ProviderSpec:
-    base_url = m.str("base_url", "")
+    base_url = m.text("base_url", "")
     if base_url:
         try:
             URLValidator()(base_url)
@@ -237,25 +246,43 @@ def _provider(m: _Map) -> ProviderSpec:
     creds = tuple(_credential(c) for c in m.items("credentials", ("name", "secret", "store")))
     _unique(creds, "name", "credential")
     kinds = list(ProviderKind.values)
-    return ProviderSpec(m.path, m.str("name", max_len=50, pattern=SLUG),
-                        m.str("kind", choices=kinds), base_url, m.bool("enabled", True), creds)
+    return ProviderSpec(
+        m.path,
+        m.text("name", max_len=50, pattern=SLUG),
+        m.text("kind", choices=kinds),
+        base_url,
+        m.flag("enabled", True),
+        creds,
+    )
 
 
 def _route(m: _Map) -> RouteSpec:
     fields = ("provider", "model", "credential", "weight", "enabled")
     deployments = tuple(
-        DeploymentSpec(d.path, d.str("provider", max_len=50), d.str("model"),
-                       d.str("credential", ""), d.int("weight", 1), d.bool("enabled", True))
+        DeploymentSpec(
+            d.path,
+            d.text("provider", max_len=50),
+            d.text("model"),
+            d.text("credential", ""),
+            d.number("weight", 1),
+            d.flag("enabled", True),
+        )
         for d in m.items("deployments", fields)
     )
-    return RouteSpec(m.path, m.str("name"), m.str("description", "", max_len=500),
-                     m.str("strategy", RouteStrategy.ORDERED, choices=list(RouteStrategy.values)),
-                     deployments)
+    return RouteSpec(
+        m.path,
+        m.text("name"),
+        m.text("description", "", max_len=500),
+        m.text("strategy", RouteStrategy.ORDERED, choices=list(RouteStrategy.values)),
+        deployments,
+    )
 
 
 def _members(m: _Map, roles: list[str]) -> tuple[MemberSpec, ...]:
     members = tuple(
-        MemberSpec(x.path, x.str("user", max_len=150, pattern=USER_REF), x.str("role", choices=roles))
+        MemberSpec(
+            x.path, x.text("user", max_len=150, pattern=USER_REF), x.text("role", choices=roles)
+        )
         for x in m.items("members", ("user", "role"))
     )
     _unique(members, "user", "member")
@@ -264,23 +291,46 @@ def _members(m: _Map, roles: list[str]) -> tuple[MemberSpec, ...]:
 
 def _api_key(m: _Map) -> ApiKeySpec:
     env_var = m.env_secret("secret", allow_stored=False, hint=", or omit it to generate a key")
-    return ApiKeySpec(m.path, m.str("name"), env_var, m.names("routes"),
-                      m.datetime("expires_at"), m.bool("revoked", False))
+    return ApiKeySpec(
+        m.path,
+        m.text("name"),
+        env_var,
+        m.names("routes"),
+        m.timestamp("expires_at"),
+        m.flag("revoked", False),
+    )
 
 
 def _team(m: _Map) -> TeamSpec:
-    keys = tuple(_api_key(k) for k in m.items("api_keys", (
-        "name", "prefix", "secret", "routes", "expires_at", "revoked")))
+    keys = tuple(
+        _api_key(k)
+        for k in m.items(
+            "api_keys", ("name", "prefix", "secret", "routes", "expires_at", "revoked")
+        )
+    )
     _unique(keys, "name", "API key")
-    return TeamSpec(m.path, m.str("slug", max_len=50, pattern=SLUG), m.str("name"),
-                    m.names("routes"), _members(m, list(TeamRole.values)), keys)
+    return TeamSpec(
+        m.path,
+        m.text("slug", max_len=50, pattern=SLUG),
+        m.text("name"),
+        m.names("routes"),
+        _members(m, list(TeamRole.values)),
+        keys,
+    )
 
 
 def _org(m: _Map) -> OrgSpec:
-    teams = tuple(_team(t) for t in m.items("teams", ("slug", "name", "routes", "members", "api_keys")))
+    teams = tuple(
+        _team(t) for t in m.items("teams", ("slug", "name", "routes", "members", "api_keys"))
+    )
     _unique(teams, "slug", "team")
-    return OrgSpec(m.path, m.str("slug", max_len=50, pattern=SLUG), m.str("name"),
-                   _members(m, list(OrgRole.values)), teams)
+    return OrgSpec(
+        m.path,
+        m.text("slug", max_len=50, pattern=SLUG),
+        m.text("name"),
+        _members(m, list(OrgRole.values)),
+        teams,
+    )
 
 
 def parse_data(data: Any) -> GatewayConfig:
@@ -292,10 +342,13 @@ def parse_data(data: Any) -> GatewayConfig:
     provider_fields = ("name", "kind", "base_url", "enabled", "credentials")
     config = GatewayConfig(
         providers=tuple(_provider(p) for p in root.items("providers", provider_fields)),
-        routes=tuple(_route(r) for r in root.items("routes", ("name", "description", "strategy",
-                                                               "deployments"))),
-        organisations=tuple(_org(o) for o in root.items("organisations", ("slug", "name",
-                                                                          "members", "teams"))),
+        routes=tuple(
+            _route(r)
+            for r in root.items("routes", ("name", "description", "strategy", "deployments"))
+        ),
+        organisations=tuple(
+            _org(o) for o in root.items("organisations", ("slug", "name", "members", "teams"))
+        ),
     )
     _unique(config.providers, "name", "provider")
     _unique(config.routes, "name", "route")

@@ -42,7 +42,8 @@ class ConfigCache:
             except Exception:  # noqa: BLE001 - Redis down must not break an admin's save
                 logger.warning("could not bump the shared config version in Redis")
 
-    async def _shared_version(self) -> int:
+    async def _shared_version(self) -> int | None:
+        """The shared version, or None when it cannot be read (then keep what we have)."""
         client = get_async_redis()
         if client is None:
             return self._local_version
@@ -50,7 +51,7 @@ class ConfigCache:
             value = await client.get(VERSION_KEY)
         except Exception:  # noqa: BLE001 - fail open on cached config, log once per check
             logger.warning("Redis unreachable; serving cached config")
-            return self._seen_version if self._seen_version is not None else -1
+            return None
         return int(value or 0) * 1_000_000 + self._local_version
 
     async def refresh_if_stale(self) -> None:
@@ -59,7 +60,7 @@ class ConfigCache:
             return
         self._checked_at = now
         version = await self._shared_version()
-        if version != self._seen_version:
+        if version is not None and version != self._seen_version:
             with self._lock:
                 self._entries.clear()
             self._seen_version = version

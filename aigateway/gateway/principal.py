@@ -6,10 +6,10 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from aigateway.core.config_cache import config_cache
+from aigateway.core.db import run_db
 from aigateway.gateway.errors import AuthenticationFailed
 from auth.keys import hash_api_key
 
@@ -69,7 +69,7 @@ async def authenticate_api_key(raw_key: str) -> Principal:
     cache_key = ("api-key", key_hash)
     principal = config_cache.get(cache_key)
     if principal is None:
-        principal = await sync_to_async(_load_principal, thread_sensitive=False)(key_hash)
+        principal = await run_db(_load_principal, key_hash)
         config_cache.set(cache_key, principal)
     if isinstance(principal, _KeyMiss):
         raise AuthenticationFailed("Incorrect API key provided.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 
 from aigateway.core.config_cache import config_cache
+from aigateway.core.db import run_db
 from aigateway.gateway.errors import ModelNotFound
 from aigateway.gateway.principal import Principal
 from providers.base import DeploymentTarget
@@ -74,7 +74,7 @@ async def route_resolve(principal: Principal, model: str) -> RouteConfig:
     cache_key = ("route", model)
     route = config_cache.get(cache_key)
     if route is None:
-        route = await sync_to_async(_load_route, thread_sensitive=False)(model)
+        route = await run_db(_load_route, model)
         if route is None:
             raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
         config_cache.set(cache_key, route)

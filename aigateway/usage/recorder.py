@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
+
+from aigateway.core.db import run_db
 
 logger = logging.getLogger(__name__)
 MAX_BUFFERED = 200_000
@@ -79,7 +80,7 @@ class UsageRecorder:
         while True:
             await asyncio.sleep(settings.AIGATEWAY_USAGE_FLUSH_SECONDS)
             if self._buffer:
-                await sync_to_async(self.flush, thread_sensitive=False)()
+                await run_db(self.flush)
 
     def flush(self) -> int:
         """Write everything buffered; returns how many rows were written."""
@@ -105,7 +106,7 @@ class UsageRecorder:
                 return written
 
     async def aflush(self) -> int:
-        return await sync_to_async(self.flush, thread_sensitive=False)()
+        return await run_db(self.flush)
 
 
 usage_recorder = UsageRecorder()
