@@ -152,7 +152,7 @@ class FakeUpstream:
             app, handler_cancellation=True, shutdown_timeout=0.2, access_log=None
         )
         await self._runner.setup()
-        await web.SockSite(self._runner, sock, shutdown_timeout=0.2).start()
+        await web.SockSite(self._runner, sock).start()
 
     def stop(self) -> None:
         if self._thread is None or self._loop is None:
