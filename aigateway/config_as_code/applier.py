@@ -160,8 +160,12 @@ class _Planner:
                 )
                 self.add("create", "credential", label, f"encrypted from env:{env_var}", create)
             elif not current.ciphertext or current.fingerprint != fingerprint(secret):
-                values = {"ciphertext": encrypt_secret(secret), "env_var": "",
-                          "fingerprint": fingerprint(secret), "masked": mask(secret)}  # fmt: skip
+                values = {
+                    "ciphertext": encrypt_secret(secret),
+                    "env_var": "",
+                    "fingerprint": fingerprint(secret),
+                    "masked": mask(secret),
+                }
         elif current is None:
             create = lambda: credential_create(  # noqa: E731
                 provider=get_provider(), name=spec.name, env_var=env_var
@@ -225,9 +229,15 @@ class _Planner:
         self.update("route", spec.name, route, fields)
         rows = list(route.deployments.select_related("provider", "credential"))
         current = [
-            (d.provider.name, d.upstream_model, d.credential.name if d.credential else "",
-             d.weight, d.enabled) for d in rows
-        ]  # fmt: skip
+            (
+                d.provider.name,
+                d.upstream_model,
+                d.credential.name if d.credential else "",
+                d.weight,
+                d.enabled,
+            )
+            for d in rows
+        ]
         if current != wanted:
             before = fmt([_dep_label(*d) for d in current])
             self.add("update", "route", spec.name, f"deployments {before} → {fmt(labels)}", sync)
@@ -253,9 +263,14 @@ class _Planner:
             self.team(spec, team, org)
 
     def members(
-        self, kind: str, label: str, specs: tuple[MemberSpec, ...], rows: list[Any],
-        model: type[OrgMembership | TeamMembership], owner: Callable[[], dict[str, Any]],
-    ) -> None:  # fmt: skip
+        self,
+        kind: str,
+        label: str,
+        specs: tuple[MemberSpec, ...],
+        rows: list[Any],
+        model: type[OrgMembership | TeamMembership],
+        owner: Callable[[], dict[str, Any]],
+    ) -> None:
         """Set a membership list exactly; users missing from the database are created."""
         by_user = {m.user_id: m for m in rows}
         seen: dict[int, str] = {}
@@ -332,8 +347,10 @@ class _Planner:
                 spec.env_var, f"{spec.path}.secret", "API key secrets are read at apply time"
             )
             digest = hash_api_key(raw)
-            other = ApiKey.objects.filter(key_hash=digest).exclude(pk=key.pk if key else None)
-            if other.exists() or digest in self.key_hashes:
+            owner = ApiKey.objects.filter(key_hash=digest).values_list("pk", flat=True).first()
+            if (
+                owner is not None and (key is None or owner != key.pk)
+            ) or digest in self.key_hashes:
                 raise ConfigError(
                     f"{spec.path}.secret: env:{spec.env_var} holds the key of another API key"
                 )
@@ -378,9 +395,12 @@ class _Planner:
         self, label: str, spec: ApiKeySpec, raw: str | None, get_team: Callable[[], Team]
     ) -> None:
         issued = api_key_create(
-            team=get_team(), name=spec.name, raw_key=raw, route_names=spec.routes,
+            team=get_team(),
+            name=spec.name,
+            raw_key=raw,
+            route_names=spec.routes,
             expires_at=spec.expires_at,
-        )  # fmt: skip
+        )
         if spec.revoked:
             api_key_revoke(api_key=issued.api_key)
         elif raw is None:

@@ -102,6 +102,21 @@ def export_data() -> dict[str, Any]:
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """Indented block lists, like the documented example; lists of names inline."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    inline = all(isinstance(item, str) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=inline)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
 def export_yaml() -> str:
-    body = yaml.safe_dump(export_data(), sort_keys=False, allow_unicode=True, width=100)
+    body = yaml.dump(export_data(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     return HEADER + body

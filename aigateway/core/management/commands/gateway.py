@@ -30,9 +30,11 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Print the planned changes, change nothing."
         )
         apply.add_argument(
-            "--prune-keys", action="store_true", help="Revoke API keys of declared teams "
+            "--prune-keys",
+            action="store_true",
+            help="Revoke API keys of declared teams "
             "that the file does not list (default: leave them alone).",
-        )  # fmt: skip
+        )
         commands.add_parser(
             "reencrypt",
             help="Re-encrypt stored secrets under the first AIGATEWAY_ENCRYPTION_KEYS key.",
