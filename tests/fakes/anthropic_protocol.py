@@ -39,8 +39,13 @@ def event(data: dict[str, Any]) -> bytes:
 def validate(
     headers: dict[str, str], body: dict[str, Any], api_key: str | None
 ) -> tuple[int, dict[str, Any]] | None:
-    """The error Anthropic would answer for a malformed request, or None when it is fine."""
-    sent_key = headers.get("x-api-key")
+    """The error Anthropic would answer for a malformed request, or None when it is fine.
+
+    The key may come as ``x-api-key`` or as ``Authorization: Bearer`` (what anthropic SDK 2.x
+    sends for ``api_key=``).
+    """
+    bearer = headers.get("authorization", "")
+    sent_key = headers.get("x-api-key") or (bearer[7:] if bearer.startswith("Bearer ") else "")
     if not sent_key:
         return 401, error_body("authentication_error", "x-api-key header is required")
     if api_key is not None and sent_key != api_key:

@@ -32,12 +32,17 @@ the next ``count`` requests whose path equals ``path``, or any request when ``pa
 ``"reset_mid_stream"``  send ``after=2`` SSE events (or half a JSON body), then TCP reset
 ``"stall"``        send ``after=1`` SSE events (or half a JSON body), sleep ``delay=30``, reset
 ``"error_mid_stream"``  send ``after=2`` SSE events, then an in-stream error event of kind
-                   ``error="500"`` (any error kind above) and end the stream
+                   ``error="500"`` (any error kind above) and end the stream; a request
+                   that does not stream is answered normally
 =================  ===========================================================================
 
 Error faults accept ``message=`` to override the error message, and ``retry_after=`` adds a
 ``retry-after`` header to any error. Every response carries ``x-request-id: fake-req-<n>``
 (``n`` counts requests from 1; Anthropic routes also get ``request-id``).
+
+``/v1/messages`` wants a key (``x-api-key``, or ``Authorization: Bearer`` as anthropic SDK 2.x
+sends it), ``anthropic-version`` and ``max_tokens``, like the real API. With
+``FakeUpstream(api_key=...)`` every route also refuses any other key with a 401.
 """
 
 from __future__ import annotations

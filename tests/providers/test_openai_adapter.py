@@ -328,9 +328,7 @@ async def test_upstream_echoing_the_key_does_not_leak_it(adapter, target, upstre
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
-async def test_slow_upstream_times_out(
-    short_read_timeout, connect, make_target, upstream, stream
-):
+async def test_slow_upstream_times_out(short_read_timeout, connect, make_target, upstream, stream):
     target = make_target()
     adapter = connect(target)
     upstream.push_fault("slow", delay=3)
