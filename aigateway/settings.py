@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "providers.apps.ProvidersConfig",
     "aigateway.routing.apps.RoutingConfig",
     "aigateway.usage.apps.UsageConfig",
+    "aigateway.audit.apps.AuditConfig",
     "aigateway.core.apps.CoreConfig",
     "aigateway.web.apps.WebConfig",
 ]

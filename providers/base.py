@@ -27,6 +27,8 @@ class DeploymentTarget:
     base_url: str = ""
     api_key: str = field(default="", repr=False)  # plaintext: never log or render
     credential_fingerprint: str = ""
+    # Provider.options as sorted (key, value) pairs: hashable, so targets stay frozen.
+    options: tuple[tuple[str, object], ...] = ()
 
     @property
     def pool_key(self) -> tuple[str, str, str, str]:

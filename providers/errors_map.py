@@ -5,9 +5,12 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
+import anthropic
 import openai
+from openai import APIStatusError
 
 from providers import errors
 
@@ -33,11 +36,15 @@ def parse_retry_after(headers: object) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _error_code(exc: openai.APIStatusError) -> str:
+def _error_fields(exc: APIStatusError) -> tuple[str, str]:
+    """(code, message) from an OpenAI body {"error": {code, message}} or an Anthropic body
+    {"type": "error", "error": {"type", "message"}}."""
     body = exc.body if isinstance(exc.body, dict) else {}
     inner = body.get("error", body) if isinstance(body, dict) else {}
-    code = inner.get("code") if isinstance(inner, dict) else None
-    return str(code or "")
+    if not isinstance(inner, dict):
+        return "", ""
+    code = inner.get("code") or inner.get("type") or ""
+    return str(code), str(inner.get("message") or "")
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -49,7 +56,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _really_timed_out(exc: openai.APITimeoutError) -> bool:
+def _really_timed_out(exc: BaseException) -> bool:
     """The SDK's aiohttp transport reports every aiohttp connection error (refused, reset,
     server disconnected) as an httpx ``ConnectTimeout``; the original cause tells them apart."""
     for cause in _causes(exc):
@@ -60,55 +67,80 @@ def _really_timed_out(exc: openai.APITimeoutError) -> bool:
     return True
 
 
-def map_openai_error(exc: Exception, provider: str) -> errors.ProviderError:
-    if isinstance(exc, openai.APITimeoutError) and _really_timed_out(exc):
+def _map_status_error(exc: APIStatusError, provider: str) -> errors.ProviderError:
+    status = exc.status_code
+    common: dict[str, Any] = {
+        "provider": provider,
+        "upstream_status": status,
+        "provider_request_id": exc.response.headers.get("x-request-id")
+        or exc.response.headers.get("request-id"),
+    }
+    code, message = _error_fields(exc)
+    if status == 429:
+        return errors.RateLimited(
+            "the upstream rate limit was hit",
+            retry_after=parse_retry_after(exc.response.headers),
+            **common,
+        )
+    if status in (503, 529) or code == "overloaded_error":
+        return errors.Overloaded("the upstream is overloaded", **common)
+    if status >= 500:
+        return errors.ServerError(f"the upstream failed with HTTP {status}", **common)
+    if status in (401, 403):
+        return errors.AuthFailed("the upstream refused the gateway's credential", **common)
+    if code == "context_length_exceeded" or "prompt is too long" in message or status == 413:
+        return errors.ContextTooLong("the prompt is longer than the model allows", **common)
+    if code in ("content_filter", "content_policy_violation"):
+        return errors.ContentFiltered("the upstream's content filter refused it", **common)
+    text = message or f"the upstream rejected the request (HTTP {status})"
+    return errors.BadRequest(_redact_credential(text, exc)[:500], **common)
+
+
+def _map_sdk_error(
+    exc: Exception,
+    provider: str,
+    *,
+    timeout_error: type[Exception],
+    connection_error: type[Exception],
+    status_error: type[Exception],
+) -> errors.ProviderError:
+    if isinstance(exc, timeout_error) and _really_timed_out(exc):
         return errors.UpstreamTimeout("the upstream did not answer in time", provider=provider)
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, connection_error):
         return errors.ConnectionFailed("could not connect to the upstream", provider=provider)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        request_id = exc.response.headers.get("x-request-id")
-        common = {
-            "provider": provider,
-            "upstream_status": status,
-            "provider_request_id": request_id,
-        }
-        code = _error_code(exc)
-        if status == 429:
-            return errors.RateLimited(
-                "the upstream rate limit was hit",
-                retry_after=parse_retry_after(exc.response.headers),
-                **common,
-            )
-        if status in (503, 529):
-            return errors.Overloaded("the upstream is overloaded", **common)
-        if status >= 500:
-            return errors.ServerError(f"the upstream failed with HTTP {status}", **common)
-        if status in (401, 403):
-            return errors.AuthFailed("the upstream refused the gateway's credential", **common)
-        if code == "context_length_exceeded":
-            return errors.ContextTooLong("the prompt is longer than the model allows", **common)
-        if code == "content_filter" or code == "content_policy_violation":
-            return errors.ContentFiltered("the upstream's content filter refused it", **common)
-        return errors.BadRequest(_safe_message(exc), **common)
+    if isinstance(exc, status_error):
+        return _map_status_error(exc, provider)  # type: ignore[arg-type]
     # Malformed bodies and anything else the SDK raises: the upstream misbehaved.
     return errors.ServerError("the upstream sent a response we could not read", provider=provider)
 
 
-def _safe_message(exc: openai.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    inner = body.get("error", body) if isinstance(body, dict) else {}
-    message = inner.get("message") if isinstance(inner, dict) else None
-    text = str(message or f"the upstream rejected the request (HTTP {exc.status_code})")
-    return _redact_credential(text, exc)[:500]
+def map_openai_error(exc: Exception, provider: str) -> errors.ProviderError:
+    return _map_sdk_error(
+        exc,
+        provider,
+        timeout_error=openai.APITimeoutError,
+        connection_error=openai.APIConnectionError,
+        status_error=openai.APIStatusError,
+    )
 
 
-def _redact_credential(text: str, exc: openai.APIStatusError) -> str:
+def map_anthropic_error(exc: Exception, provider: str) -> errors.ProviderError:
+    return _map_sdk_error(
+        exc,
+        provider,
+        timeout_error=anthropic.APITimeoutError,
+        connection_error=anthropic.APIConnectionError,
+        status_error=anthropic.APIStatusError,
+    )
+
+
+def _redact_credential(text: str, exc: APIStatusError) -> str:
     """Upstreams may echo the key they were sent; the gateway's credential must not leak."""
     headers = exc.request.headers
     for secret in (
         headers.get("authorization", "").removeprefix("Bearer "),
         headers.get("api-key", ""),
+        headers.get("x-api-key", ""),
     ):
         secret = secret.strip()
         if len(secret) >= 8:

@@ -66,13 +66,19 @@ def build_openai_params(request: ChatRequest, upstream_model: str) -> dict[str, 
     return params
 
 
+def upstream_timeout() -> httpx2.Timeout:
+    return httpx2.Timeout(
+        settings.AIGATEWAY_UPSTREAM_READ_TIMEOUT,
+        connect=settings.AIGATEWAY_UPSTREAM_CONNECT_TIMEOUT,
+    )
+
+
 class OpenAIAdapter:
     def __init__(self, target: DeploymentTarget) -> None:
-        timeout = httpx2.Timeout(
-            settings.AIGATEWAY_UPSTREAM_READ_TIMEOUT,
-            connect=settings.AIGATEWAY_UPSTREAM_CONNECT_TIMEOUT,
-        )
-        self.client = openai.AsyncOpenAI(
+        self.client = self.make_client(target, upstream_timeout())
+
+    def make_client(self, target: DeploymentTarget, timeout: httpx2.Timeout) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
             api_key=target.api_key or PLACEHOLDER_KEY,
             base_url=target.base_url or None,
             max_retries=0,

@@ -16,7 +16,10 @@ def resolve(*requirement_files: str) -> list[str]:
         args = [sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed"]
         for name in requirement_files:
             args += ["-r", str(ROOT / name)]
-        subprocess.run([*args, "--report", report.name], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*args, "--report", report.name], check=True, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         installs = json.load(open(report.name))["install"]
     pins = {f"{i['metadata']['name']}=={i['metadata']['version']}" for i in installs}
     return sorted(pins, key=str.lower)

@@ -25,6 +25,7 @@ class RouteConfig:
 
 def _load_route(name: str) -> RouteConfig | None:
     from aigateway.routing.models import Deployment, Route
+    from providers.models import CredentialStatus
 
     route = Route.objects.filter(name=name).first()
     if route is None:
@@ -36,7 +37,10 @@ def _load_route(name: str) -> RouteConfig | None:
         .order_by("priority", "id")
     )
     for deployment in deployments:
-        credential = deployment.credential or deployment.provider.active_credential()
+        credential = deployment.credential
+        if credential is None or credential.status != CredentialStatus.ACTIVE:
+            # Pinned credentials that are retiring/retired give way to the provider's newest.
+            credential = deployment.provider.active_credential()
         api_key = ""
         if credential is not None:
             try:
@@ -58,6 +62,7 @@ def _load_route(name: str) -> RouteConfig | None:
                 base_url=deployment.provider.base_url,
                 api_key=api_key,
                 credential_fingerprint=fingerprint(api_key) if api_key else "",
+                options=tuple(sorted((deployment.provider.options or {}).items())),
             )
         )
     return RouteConfig(name=route.name, strategy=route.strategy, deployments=tuple(targets))

@@ -14,7 +14,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from aigateway.routing.models import Route
-from auth.models import OrgRole, Team, TeamRole
+from auth.models import OrgMembership, OrgRole, Team, TeamMembership, TeamRole
 
 _WIDE_ROLES = (OrgRole.PLATFORM_ADMIN, OrgRole.AUDITOR)
 
@@ -55,8 +55,12 @@ def _visibility(user: AbstractBaseUser | AnonymousUser) -> _Visibility:
     if not user.is_authenticated:
         return _Visibility({}, {})
     return _Visibility(
-        org_roles=dict(user.org_memberships.values_list("organisation_id", "role")),  # type: ignore[union-attr]
-        team_roles=dict(user.team_memberships.values_list("team_id", "role")),  # type: ignore[union-attr]
+        org_roles=dict(
+            OrgMembership.objects.filter(user_id=user.pk).values_list("organisation_id", "role")
+        ),
+        team_roles=dict(
+            TeamMembership.objects.filter(user_id=user.pk).values_list("team_id", "role")
+        ),
     )
 
 
@@ -105,7 +109,7 @@ def dashboard_summary_for_user(*, user: AbstractBaseUser | AnonymousUser) -> Das
     is_admin = bool(
         user.is_authenticated
         and (
-            user.is_superuser  # type: ignore[union-attr]
+            getattr(user, "is_superuser", False)
             or OrgRole.PLATFORM_ADMIN in visibility.org_roles.values()
         )
     )

@@ -50,9 +50,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import struct
 import threading
+import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -92,6 +94,12 @@ class FakeUpstream:
         """``api_key``: when set, requests must carry exactly this key (else 401)."""
         self.chunk_delay = chunk_delay
         self.api_key = api_key
+        # Entra ID (Azure AD) token endpoint: the client secret it accepts, how long its
+        # tokens live, and what it issued (tokens are then accepted as Bearer by Azure paths).
+        self.entra_client_secret = "entra-client-secret"
+        self.entra_token_lifetime = 3600
+        self.issued_tokens: list[str] = []
+        self.token_requests: list[dict[str, str]] = []
         self.host = host
         self.port = 0
         self._lock = threading.Lock()
@@ -255,8 +263,10 @@ class FakeUpstream:
         self, request: web.Request, body: dict[str, Any], headers: dict[str, str], stream: bool
     ) -> dict[str, Any] | list[bytes] | web.Response:
         """The normal answer: a JSON body, a list of SSE frames, or an error response."""
-        route = (request.method, request.path)
+        route = (request.method, _azure_to_openai_path(request.path))
         number = headers["x-request-id"].removeprefix("fake-req-")
+        if route == ("POST", "/token"):
+            return self._issue_entra_token(request, body)
         if route == ("POST", "/v1/messages"):
             invalid = anthropic_protocol.validate(
                 {k.lower(): v for k, v in request.headers.items()}, body, self.api_key
@@ -268,9 +278,7 @@ class FakeUpstream:
             if stream:
                 return anthropic_protocol.stream_frames(body, reply, message_id)
             return anthropic_protocol.message(body, reply, message_id)
-        if self.api_key is not None and request.headers.get("authorization") != (
-            f"Bearer {self.api_key}"
-        ):
+        if self.api_key is not None and not self._openai_family_authorized(request):
             return _error(
                 openai_protocol,
                 401,
@@ -291,6 +299,39 @@ class FakeUpstream:
             return openai_protocol.embeddings(body)
         message = f"Unknown request URL: {request.method} {request.path}"
         return _error(openai_protocol, 404, "invalid_request_error", message, headers)
+
+    def _openai_family_authorized(self, request: web.Request) -> bool:
+        """OpenAI: ``Authorization: Bearer <key>``; Azure: ``api-key: <key>`` or a Bearer
+        token this fake issued through its Entra ID token endpoint."""
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return (
+            bearer == self.api_key
+            or request.headers.get("api-key") == self.api_key
+            or bearer in self.issued_tokens
+        )
+
+    def _issue_entra_token(self, request: web.Request, body: Any) -> web.Response:
+        """OAuth 2.0 client-credentials at ``/<tenant>/oauth2/v2.0/token`` (form-encoded)."""
+        form = dict(urllib.parse.parse_qsl(self._last_raw(request).decode()))
+        if (
+            form.get("grant_type") != "client_credentials"
+            or form.get("client_secret") != self.entra_client_secret
+            or not form.get("client_id")
+        ):
+            return web.json_response(
+                {"error": "invalid_client", "error_description": "AADSTS7000215"}, status=401
+            )
+        with self._lock:
+            token = f"fake-entra-token-{len(self.issued_tokens) + 1}"
+            self.issued_tokens.append(token)
+            self.token_requests.append(form)
+        return web.json_response(
+            {"token_type": "Bearer", "expires_in": self.entra_token_lifetime, "access_token": token}
+        )
+
+    def _last_raw(self, request: web.Request) -> bytes:
+        with self._lock:
+            return self._requests[-1].raw if self._requests else b""
 
     async def _send_json(
         self,
@@ -376,6 +417,19 @@ def _error(
     else:
         body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
     return web.json_response(body, status=status, headers=headers)
+
+
+def _azure_to_openai_path(path: str) -> str:
+    """Azure OpenAI's ``/openai/deployments/<name>/chat/completions`` → ``/v1/…``; the
+    token endpoint ``/<tenant>/oauth2/v2.0/token`` → ``/token``."""
+    match = re.fullmatch(r"/openai/deployments/[^/]+/(chat/completions|embeddings)", path)
+    if match:
+        return "/v1/" + match.group(1)
+    if path == "/openai/models":
+        return "/v1/models"
+    if re.fullmatch(r"/[^/]+/oauth2/v2\.0/token", path):
+        return "/token"
+    return path
 
 
 def _abort(request: web.Request) -> None:

@@ -322,3 +322,22 @@ def test_healthz_needs_no_login_and_reveals_nothing(client: Client) -> None:
 def test_healthz_does_not_touch_the_database(client: Client, django_assert_num_queries) -> None:
     with django_assert_num_queries(0):
         assert client.get("/healthz").status_code == 200
+
+
+# -- the selector behind the page -----------------------------------------------------------
+def test_summary_flags_platform_admins_only(cast, django_user_model) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    from aigateway.web.selectors import dashboard_summary_for_user
+
+    root = django_user_model.objects.create_superuser("root", "root@example.test", "pw-root-x")
+    flags = {
+        name: dashboard_summary_for_user(user=user).is_platform_admin
+        for name, user in [("alice", cast.alice), ("bob", cast.bob), ("dave", cast.dave),
+                           ("eve", cast.eve), ("root", root)]
+    }  # fmt: skip
+    assert flags == {"alice": True, "bob": False, "dave": False, "eve": False, "root": True}
+
+    anonymous = dashboard_summary_for_user(user=AnonymousUser())
+    assert anonymous.teams == []
+    assert anonymous.is_platform_admin is False

@@ -1,0 +1,43 @@
+"""Azure OpenAI: the OpenAI adapter with Azure's URL scheme and authentication.
+
+Provider options: ``api_version`` (default below) and ``auth``: ``api_key`` (the credential
+is the resource key, sent as ``api-key``) or ``entra_id`` (the credential is the app's client
+secret; ``tenant_id``, ``client_id`` and optionally ``authority_url`` are options; tokens come
+from the client-credentials flow, cached and refreshed before expiry). The deployment's
+upstream model is the Azure *deployment name*.
+"""
+
+from __future__ import annotations
+
+import httpx2
+import openai
+
+from providers.base import DeploymentTarget
+from providers.entra import DEFAULT_AUTHORITY, EntraTokenProvider
+from providers.openai_adapter import OpenAIAdapter
+
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+class AzureOpenAIAdapter(OpenAIAdapter):
+    token_provider: EntraTokenProvider | None = None
+
+    def make_client(self, target: DeploymentTarget, timeout: httpx2.Timeout) -> openai.AsyncOpenAI:
+        options = dict(target.options)
+        common = {
+            "azure_endpoint": target.base_url,
+            "api_version": options.get("api_version") or DEFAULT_API_VERSION,
+            "max_retries": 0,
+            "timeout": timeout,
+            "http_client": openai.DefaultAioHttpClient(timeout=timeout),
+        }
+        if options.get("auth") == "entra_id":
+            self.token_provider = EntraTokenProvider(
+                tenant_id=str(options.get("tenant_id", "")),
+                client_id=str(options.get("client_id", "")),
+                client_secret=target.api_key,
+                authority=str(options.get("authority_url") or DEFAULT_AUTHORITY),
+                provider_name=target.provider_name,
+            )
+            return openai.AsyncAzureOpenAI(azure_ad_token_provider=self.token_provider, **common)
+        return openai.AsyncAzureOpenAI(api_key=target.api_key, **common)
