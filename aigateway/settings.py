@@ -81,6 +81,13 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions and a busy timeout make concurrent writers (and a writer behind
+    # readers) wait instead of failing with "database is locked". The test database is a
+    # file, not shared-cache memory (whose table locks fail at once instead of waiting), so
+    # worker subprocesses can open it too. PostgreSQL is the production database.
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -120,6 +127,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
+CELERY_BEAT_SCHEDULE = {
+    "credentials-housekeeping": {
+        "task": "providers.credentials_housekeeping",
+        "schedule": env_float("AIGATEWAY_HOUSEKEEPING_SECONDS", 300.0),
+    },
+}
 
 # Upstream HTTP behaviour (adapters). Retries are owned by the resilience layer, never the SDK.
 AIGATEWAY_UPSTREAM_CONNECT_TIMEOUT = env_float("AIGATEWAY_UPSTREAM_CONNECT_TIMEOUT", 5.0)

@@ -18,7 +18,7 @@ from providers.crypto import encrypt_secret, fingerprint, mask, reencrypt_secret
 from providers.models import Credential, CredentialStatus, Provider
 
 
-def _audit(credential: Credential, action: str, actor: AbstractBaseUser | None, **details: object) -> None:
+def credential_audit(credential: Credential, action: str, actor: AbstractBaseUser | None, **details: object) -> None:
     audit_record(
         action=action,
         target_type="credential",
@@ -60,7 +60,7 @@ def credential_create(
     )
     _set_secret(credential, secret=secret, env_var=env_var)
     credential.save()
-    _audit(credential, "credential.created", actor, status=status)
+    credential_audit(credential, "credential.created", actor, status=status)
     return credential
 
 
@@ -73,7 +73,7 @@ def credential_set_secret(
     credential.rotation_due_at = timezone.now() + timedelta(days=credential.provider.rotation_days)
     credential.overdue_flagged_at = None
     credential.save()
-    _audit(credential, "credential.secret_replaced", actor)
+    credential_audit(credential, "credential.secret_replaced", actor)
     return credential
 
 
@@ -88,7 +88,7 @@ def credential_activate(
     credential.verified_at = credential.verified_at or now
     credential.activated_at = now
     credential.save(update_fields=["status", "verified_at", "activated_at"])
-    _audit(credential, "credential.activated", actor)
+    credential_audit(credential, "credential.activated", actor)
     retiring = list(
         Credential.objects.select_for_update()
         .filter(provider=credential.provider, status=CredentialStatus.ACTIVE)
@@ -98,7 +98,7 @@ def credential_activate(
         old.status = CredentialStatus.RETIRING
         old.retire_at = now + grace
         old.save(update_fields=["status", "retire_at"])
-        _audit(old, "credential.retiring", actor, retire_at=old.retire_at.isoformat())
+        credential_audit(old, "credential.retiring", actor, retire_at=old.retire_at.isoformat())
     return retiring
 
 
@@ -108,7 +108,7 @@ def credential_retire(*, credential: Credential, actor: AbstractBaseUser | None 
         credential.status = CredentialStatus.RETIRED
         credential.retired_at = timezone.now()
         credential.save(update_fields=["status", "retired_at"])
-        _audit(credential, "credential.retired", actor)
+        credential_audit(credential, "credential.retired", actor)
     return credential
 
 
@@ -133,7 +133,7 @@ def credentials_flag_overdue() -> list[Credential]:
     for credential in overdue:
         credential.overdue_flagged_at = now
         credential.save(update_fields=["overdue_flagged_at"])
-        _audit(credential, "credential.rotation_overdue", None, due=credential.rotation_due_at.isoformat())
+        credential_audit(credential, "credential.rotation_overdue", None, due=credential.rotation_due_at.isoformat())
     return overdue
 
 

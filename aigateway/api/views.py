@@ -20,7 +20,13 @@ from aigateway.api.serializers import (
     sse_event,
     usage_chunk,
 )
-from aigateway.gateway.errors import GatewayError, MethodNotAllowed, UpstreamFailed
+from aigateway.core.config_cache import ConfigUnavailable
+from aigateway.gateway.errors import (
+    GatewayError,
+    MethodNotAllowed,
+    ServiceUnavailable,
+    UpstreamFailed,
+)
 from aigateway.gateway.pipeline import CallContext, CallOutcome, chat_complete, chat_stream
 from aigateway.gateway.principal import Principal, authenticate_api_key
 
@@ -57,6 +63,12 @@ def api_endpoint(*methods: str) -> Callable[[View], View]:
                 response = await view(request, request_id, *args, **kwargs)
             except GatewayError as exc:
                 return error_response(exc, request_id)
+            except ConfigUnavailable:
+                unavailable = ServiceUnavailable(
+                    "The gateway cannot read its configuration right now; retry shortly.",
+                    headers={"Retry-After": "1"},
+                )
+                return error_response(unavailable, request_id)
             except Exception:
                 logger.exception("unhandled error in %s (request %s)", view.__name__, request_id)
                 failure = GatewayError("The gateway had an internal error.", code="internal_error")
@@ -91,6 +103,7 @@ async def chat_completions(request: HttpRequest, request_id: str) -> HttpRespons
         result, outcome = await chat_complete(ctx, chat_request)
         response = JsonResponse(chat_response_to_openai(result))
         _outcome_headers(response, outcome)
+        response["x-aigateway-cost-usd"] = f"{result.cost_usd:.8f}"
         return response
 
     opened = await chat_stream(ctx, chat_request)

@@ -12,11 +12,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import DatabaseError
 
+from aigateway.core.db import run_db
 from aigateway.core.redis import get_async_redis, get_sync_redis
+
+T = TypeVar("T")
+
+
+class ConfigUnavailable(Exception):
+    """The database failed and no earlier copy of this config entry exists."""
 
 logger = logging.getLogger(__name__)
 VERSION_KEY = "aigw:config-version"
@@ -25,6 +34,9 @@ VERSION_KEY = "aigw:config-version"
 class ConfigCache:
     def __init__(self) -> None:
         self._entries: dict[Any, Any] = {}
+        # Last known good values from before the latest invalidation: served only while the
+        # database cannot be read (a restart, a lock), so the API keeps working through it.
+        self._stale: dict[Any, Any] = {}
         self._seen_version: int | None = None
         self._checked_at = 0.0
         self._local_version = 0
@@ -34,6 +46,7 @@ class ConfigCache:
     def bump(self) -> None:
         with self._lock:
             self._local_version += 1
+            self._stale.update(self._entries)
             self._entries.clear()
         client = get_sync_redis()
         if client is not None:
@@ -62,6 +75,7 @@ class ConfigCache:
         version = await self._shared_version()
         if version is not None and version != self._seen_version:
             with self._lock:
+                self._stale.update(self._entries)
                 self._entries.clear()
             self._seen_version = version
 
@@ -73,12 +87,35 @@ class ConfigCache:
         with self._lock:
             if len(self._entries) > 50_000:  # bound memory against key-guessing floods
                 self._entries.clear()
+            if len(self._stale) > 50_000:
+                self._stale.clear()
             self._entries[key] = value
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._stale.clear()
             self._checked_at = 0.0
+
+    async def get_or_load(self, key: Any, loader: Callable[..., T], *args: Any) -> T:
+        """The cached value, else ``loader(*args)`` run in a worker thread and cached. If the
+        database fails, the last known good value is served (logged); with none, raises
+        ConfigUnavailable."""
+        await self.refresh_if_stale()
+        value = self._entries.get(key)
+        if value is not None:
+            return value  # type: ignore[no-any-return]
+        try:
+            value = await run_db(loader, *args)
+        except DatabaseError:
+            stale = self._stale.get(key)
+            if stale is None:
+                logger.exception("config lookup failed and no cached copy exists")
+                raise ConfigUnavailable from None
+            logger.warning("database unavailable; serving last known config for %s", key[0])
+            return stale  # type: ignore[no-any-return]
+        self.set(key, value)
+        return value
 
 
 config_cache = ConfigCache()

@@ -69,6 +69,12 @@ class MethodNotAllowed(GatewayError):
     code = "method_not_allowed"
 
 
+class ServiceUnavailable(GatewayError):
+    status_code = 503
+    error_type = "api_error"
+    code = "service_unavailable"
+
+
 class UpstreamFailed(GatewayError):
     """The final error after resilience gave up. Status and code follow the cause."""
 

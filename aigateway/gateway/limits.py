@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aigateway.gateway.principal import Principal
+from providers.tokens import count_prompt_tokens
 from providers.types import ChatRequest, Usage
 
 
@@ -26,11 +27,15 @@ class Lease:
         return {}
 
 
-def estimate_tokens(request: ChatRequest) -> int:
-    """Rough pre-call estimate (4 characters per token) plus the requested output."""
-    characters = sum(len(m.text()) for m in request.messages)
-    return characters // 4 + (request.max_tokens or 0)
+def estimate_tokens(request: ChatRequest, *, provider_kind: str = "openai") -> int:
+    """Pre-call estimate for token limits: counted prompt plus the requested output."""
+    return count_prompt_tokens(request, provider_kind=provider_kind) + (request.max_tokens or 0)
 
 
-async def limits_acquire(principal: Principal, route: str, request: ChatRequest) -> Lease:
-    return Lease(principal=principal, estimated_tokens=estimate_tokens(request))
+async def limits_acquire(
+    principal: Principal, route: str, request: ChatRequest, *, provider_kind: str = "openai"
+) -> Lease:
+    return Lease(
+        principal=principal,
+        estimated_tokens=estimate_tokens(request, provider_kind=provider_kind),
+    )

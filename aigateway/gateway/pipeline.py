@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,8 +18,10 @@ from aigateway.gateway import cache, limits
 from aigateway.gateway.errors import GatewayError
 from aigateway.gateway.principal import Principal
 from aigateway.gateway.resilience import Attempts, resilient_chat, resilient_stream_open
-from aigateway.gateway.routes import route_resolve
+from aigateway.gateway.routes import RouteConfig, route_resolve
 from aigateway.usage.recorder import UsageEntry, usage_recorder
+from providers.pricing import call_cost
+from providers.tokens import count_prompt_tokens
 from providers.types import ChatChunk, ChatRequest, ChatResponse, ServedBy, Usage
 
 
@@ -50,6 +53,7 @@ def _record(
     usage: Usage | None,
     error_type: str = "",
     ttft_ms: float | None = None,
+    cost_usd: Decimal = Decimal(0),
 ) -> None:
     served = outcome.served_by
     usage_recorder.record(
@@ -73,8 +77,13 @@ def _record(
             output_tokens=usage.output_tokens if usage else 0,
             latency_ms=(time.perf_counter() - ctx.started) * 1000,
             ttft_ms=ttft_ms,
+            cost_usd=cost_usd,
         )
     )
+
+
+def _first_kind(route: RouteConfig) -> str:
+    return route.deployments[0].provider_kind if route.deployments else "openai"
 
 
 def _error_kind(exc: GatewayError) -> str:
@@ -85,7 +94,9 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
     outcome = CallOutcome()
     try:
         route = await route_resolve(ctx.principal, request.model)
-        lease = await limits.limits_acquire(ctx.principal, route.name, request)
+        lease = await limits.limits_acquire(
+            ctx.principal, route.name, request, provider_kind=_first_kind(route)
+        )
         outcome.rate_limit_headers = lease.headers()
         cached = await cache.cache_lookup(ctx.principal, request)
         if cached is not None:
@@ -100,12 +111,17 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
             await lease.settle(None)
             raise
         outcome.served_by = response.served_by
+        response.cost_usd = await call_cost(
+            provider=response.served_by.provider,
+            model=response.served_by.upstream_model,
+            usage=response.usage,
+        )
         await lease.settle(response.usage)
         await cache.cache_store(ctx.principal, request, response)
     except GatewayError as exc:
         _record(ctx, request, outcome, status_code=exc.status_code, usage=None, error_type=_error_kind(exc))
         raise
-    _record(ctx, request, outcome, status_code=200, usage=response.usage)
+    _record(ctx, request, outcome, status_code=200, usage=response.usage, cost_usd=response.cost_usd)
     return response, outcome
 
 
@@ -126,7 +142,9 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
     outcome = CallOutcome()
     try:
         route = await route_resolve(ctx.principal, request.model)
-        lease = await limits.limits_acquire(ctx.principal, route.name, request)
+        lease = await limits.limits_acquire(
+            ctx.principal, route.name, request, provider_kind=_first_kind(route)
+        )
         outcome.rate_limit_headers = lease.headers()
         try:
             opened = await resilient_stream_open(route, request, outcome.attempts)
@@ -161,11 +179,14 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
         finally:
             if usage is None:  # cut short: count what was produced (~4 chars per token)
                 usage = Usage(
-                    input_tokens=limits.estimate_tokens(request) - (request.max_tokens or 0),
+                    input_tokens=count_prompt_tokens(request, provider_kind=target.provider_kind),
                     output_tokens=(produced_chars + 3) // 4,
                 )
+            cost = await call_cost(
+                provider=target.provider_name, model=target.upstream_model, usage=usage
+            )
             await lease.settle(usage)
             _record(ctx, request, outcome, status_code=status, usage=usage,
-                    error_type=error_type, ttft_ms=ttft_ms)
+                    error_type=error_type, ttft_ms=ttft_ms, cost_usd=cost)  # fmt: skip
 
     return ChatStream(chunks=relay(), outcome=outcome)

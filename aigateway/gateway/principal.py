@@ -9,7 +9,6 @@ from datetime import datetime
 from django.utils import timezone
 
 from aigateway.core.config_cache import config_cache
-from aigateway.core.db import run_db
 from aigateway.gateway.errors import AuthenticationFailed
 from auth.keys import hash_api_key
 
@@ -65,12 +64,7 @@ async def authenticate_api_key(raw_key: str) -> Principal:
             "No API key provided. Send it as 'Authorization: Bearer <key>' or 'x-api-key'."
         )
     key_hash = hash_api_key(raw_key)
-    await config_cache.refresh_if_stale()
-    cache_key = ("api-key", key_hash)
-    principal = config_cache.get(cache_key)
-    if principal is None:
-        principal = await run_db(_load_principal, key_hash)
-        config_cache.set(cache_key, principal)
+    principal = await config_cache.get_or_load(("api-key", key_hash), _load_principal, key_hash)
     if isinstance(principal, _KeyMiss):
         raise AuthenticationFailed("Incorrect API key provided.")
     if principal.expires_at is not None and principal.expires_at <= timezone.now():

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 
 from aigateway.core.config_cache import config_cache
-from aigateway.core.db import run_db
 from aigateway.gateway.errors import ModelNotFound
 from aigateway.gateway.principal import Principal
 from providers.base import DeploymentTarget
@@ -23,13 +22,16 @@ class RouteConfig:
     deployments: tuple[DeploymentTarget, ...]
 
 
-def _load_route(name: str) -> RouteConfig | None:
+_NO_ROUTE = RouteConfig(name="", strategy="", deployments=())  # cached negative answer
+
+
+def _load_route(name: str) -> RouteConfig:
     from aigateway.routing.models import Deployment, Route
     from providers.models import CredentialStatus
 
     route = Route.objects.filter(name=name).first()
     if route is None:
-        return None
+        return _NO_ROUTE
     targets = []
     deployments = (
         Deployment.objects.filter(route=route, enabled=True, provider__enabled=True)
@@ -75,12 +77,7 @@ async def route_resolve(principal: Principal, model: str) -> RouteConfig:
         raise ModelNotFound(
             f"The model '{model}' does not exist or you do not have access to it.", param="model"
         )
-    await config_cache.refresh_if_stale()
-    cache_key = ("route", model)
-    route = config_cache.get(cache_key)
-    if route is None:
-        route = await run_db(_load_route, model)
-        if route is None:
-            raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
-        config_cache.set(cache_key, route)
+    route = await config_cache.get_or_load(("route", model), _load_route, model)
+    if route is _NO_ROUTE:
+        raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
     return route
