@@ -77,6 +77,7 @@ class RecordedRequest:
     json: Any  # the parsed body, or None when there was none (or it was not JSON)
     raw: bytes = b""
     fault: str | None = None  # the fault this request was served, if any
+    query: dict[str, str] = field(default_factory=dict)  # the query string, parsed
 
 
 @dataclass(slots=True)
@@ -99,6 +100,8 @@ class FakeUpstream:
         self.entra_client_secret = "entra-client-secret"
         self.entra_token_lifetime = 3600
         self.issued_tokens: list[str] = []
+        # More keys accepted on the OpenAI-family paths (credential rotation tests).
+        self.extra_keys: set[str] = set()
         self.token_requests: list[dict[str, str]] = []
         self.host = host
         self.port = 0
@@ -216,7 +219,9 @@ class FakeUpstream:
             headers = {k.lower(): v for k, v in request.headers.items()}
             kind = fault.kind if fault else None
             self._requests.append(
-                RecordedRequest(request.method, request.path, headers, body, raw, kind)
+                RecordedRequest(
+                    request.method, request.path, headers, body, raw, kind, dict(request.query)
+                )
             )
             return len(self._requests), fault
 
@@ -249,7 +254,9 @@ class FakeUpstream:
         if fault and fault.kind == "malformed":
             return await self._malformed(request, headers, stream, anthropic)
 
-        if raw and body is None:
+        # The Entra ID token endpoint takes a form, not JSON.
+        is_form = _azure_to_openai_path(request.path) == "/token"
+        if raw and body is None and not is_form:
             return _error(proto, 400, "invalid_request_error", "Body is not valid JSON", headers)
         payload = self._answer(request, body or {}, headers, stream)
         if isinstance(payload, web.Response):
@@ -308,6 +315,7 @@ class FakeUpstream:
             bearer == self.api_key
             or request.headers.get("api-key") == self.api_key
             or bearer in self.issued_tokens
+            or bearer in self.extra_keys
         )
 
     def _issue_entra_token(self, request: web.Request, body: Any) -> web.Response:
