@@ -7,7 +7,9 @@ first; real environment variables win over it.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -87,7 +89,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # file, not shared-cache memory (whose table locks fail at once instead of waiting), so
     # worker subprocesses can open it too. PostgreSQL is the production database.
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+    # One file per test process: concurrent test runs must not share (and delete) it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"aigateway-test-{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -6,7 +6,9 @@ dave (auditor), eve (outsider, another organisation).
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -31,6 +33,44 @@ def _fresh_process_state() -> Iterator[None]:
     config_cache.clear()
     usage_recorder._buffer.clear()
     reset_clients()
+
+
+# Shapes of every secret the suite uses: team keys (agw-…), upstream keys (sk-…), bearer
+# tokens, the fake Entra client secret. Masked forms ("sk-…1234") do not match.
+SECRET_PATTERNS = re.compile(
+    r"agw-[A-Za-z0-9_-]{16,}|sk-[A-Za-z0-9_-]{12,}|Bearer\s+[A-Za-z0-9._-]{12,}"
+    r"|entra-client-secret|fake-entra-token-\d+"
+)
+
+
+class _CapturingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # noqa: BLE001 - a broken record must not break the test
+            self.lines.append(f"<unformattable record from {record.name}>")
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_any_log_line() -> Iterator[None]:
+    """Every log line any thread writes during a test is scanned for secrets afterwards
+    (tracebacks included): a credential or key in a log fails the test that wrote it."""
+    handler = _CapturingHandler()
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+    leaks = [line for line in handler.lines if SECRET_PATTERNS.search(line)]
+    if leaks:
+        pytest.fail("secret-shaped text in log lines:\n" + "\n".join(leaks[:5])[:2000])
 
 
 @pytest.fixture(autouse=True)
