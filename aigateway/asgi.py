@@ -12,7 +12,7 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aigateway.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()
 
@@ -33,7 +33,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
             try:
                 written = await usage_recorder.aflush()
                 logger.info("shutdown: flushed %s usage records", written)
-            except Exception:  # noqa: BLE001 - report, but let the process exit
+            except Exception:
                 logger.exception("shutdown flush failed")
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -20,7 +20,9 @@ def _raw(name: str) -> str | None:
         try:
             return Path(file_path).read_text().strip()
         except OSError as exc:
-            raise ImproperlyConfiguredEnv(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
+            raise ImproperlyConfiguredEnv(
+                f"{name}_FILE={file_path!r} cannot be read: {exc}"
+            ) from exc
     return os.environ.get(name)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -61,6 +63,9 @@ class OrgMembership(models.Model):
             models.UniqueConstraint(fields=["user", "organisation"], name="one_org_role_per_user")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.user} is {self.get_role_display()} of {self.organisation}"
+
 
 class TeamMembership(models.Model):
     user = models.ForeignKey(
@@ -73,6 +78,9 @@ class TeamMembership(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "team"], name="one_team_role_per_user")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.get_role_display()} of {self.team}"
 
 
 class ApiKey(models.Model):
@@ -100,7 +108,7 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
-    def is_active(self, now: timezone.datetime | None = None) -> bool:
+    def is_active(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()
         if self.revoked_at is not None:
             return False

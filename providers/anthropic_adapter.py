@@ -25,6 +25,11 @@ from providers.types import (
     Usage,
 )
 
+# What a call can raise because of the upstream: the SDK's errors; bare httpx2 transport errors
+# (the SDK's stream iterator does not wrap a reset or a read timeout mid-stream); ValueError
+# for a body or SSE event that is not JSON.
+_UPSTREAM_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, ValueError)
+
 
 class AnthropicAdapter:
     def __init__(self, target: DeploymentTarget) -> None:
@@ -45,14 +50,16 @@ class AnthropicAdapter:
         started = time.perf_counter()
         try:
             message = await self.client.messages.create(**params)
-        except anthropic.AnthropicError as exc:
+        except _UPSTREAM_ERRORS as exc:
             raise map_anthropic_error(exc, target.provider_name) from None
         texts, calls = [], []
         for block in message.content:
             if block.type == "text":
                 texts.append(block.text)
             elif block.type == "tool_use":
-                calls.append(ToolCall(id=block.id, name=block.name, arguments=json.dumps(block.input)))
+                calls.append(
+                    ToolCall(id=block.id, name=block.name, arguments=json.dumps(block.input))
+                )
         return ChatResponse(
             id=message.id,
             model=request.model,
@@ -79,13 +86,13 @@ class AnthropicAdapter:
                     chunk = translator.translate(event)
                     if chunk is not None:
                         yield chunk
-        except anthropic.AnthropicError as exc:
+        except _UPSTREAM_ERRORS as exc:
             raise map_anthropic_error(exc, target.provider_name) from None
 
     async def list_models(self, target: DeploymentTarget) -> list[str]:
         try:
             page = await self.client.models.list()
-        except anthropic.AnthropicError as exc:
+        except _UPSTREAM_ERRORS as exc:
             raise map_anthropic_error(exc, target.provider_name) from None
         return [m.id for m in page.data]
 
@@ -117,11 +124,15 @@ class _StreamTranslator:
                 return ChatChunk(content=delta.text)
             if delta.type == "input_json_delta":
                 index = self.tool_index_by_block.get(event.index, 0)
-                return ChatChunk(tool_calls=[ToolCallDelta(index=index, arguments=delta.partial_json)])
+                return ChatChunk(
+                    tool_calls=[ToolCallDelta(index=index, arguments=delta.partial_json)]
+                )
             return None
         if kind == "message_delta":
             return ChatChunk(
                 finish_reason=finish_reason(event.delta.stop_reason),
-                usage=Usage(input_tokens=self.input_tokens, output_tokens=event.usage.output_tokens),
+                usage=Usage(
+                    input_tokens=self.input_tokens, output_tokens=event.usage.output_tokens
+                ),
             )
         return None

@@ -2,7 +2,13 @@
 
 Anthropic differs from OpenAI in ways a gateway must bridge: the system prompt is a top-level
 field, max_tokens is required, tool calls are content blocks (tool_use / tool_result), tool
-results are user turns, temperature tops out at 1, and stop reasons have other names.
+results are user turns, and stop reasons have other names.
+
+Sampling parameters are not sent: API version 2026-10-21 (what anthropic SDK 2.x speaks)
+removed ``temperature``, ``top_p`` and ``top_k`` (the API answers 400 even for default values,
+and the SDK's ``messages.create`` has no such arguments), so an OpenAI client's
+``temperature``/``top_p`` is dropped for Anthropic upstreams, like other parameters Anthropic
+has no equivalent for (``seed``, ``response_format``).
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ def _image_block(part: dict[str, Any]) -> dict[str, Any]:
     url = (part.get("image_url") or {}).get("url", "")
     if url.startswith("data:") and ";base64," in url:
         media_type, data = url[5:].split(";base64,", 1)
-        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
@@ -58,9 +67,11 @@ def _tool_input(arguments: str) -> dict[str, Any]:
 
 def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """System messages are dropped here (they go to the top-level ``system``); consecutive
-    turns of one role are merged, as Anthropic expects alternating user/assistant turns."""
+    turns of one role are merged, as Anthropic expects alternating user/assistant turns; a
+    message with no content at all is skipped (Anthropic refuses empty turns)."""
     out: list[dict[str, Any]] = []
     for message in messages:
+        blocks: list[dict[str, Any]]
         if message.role in ("system", "developer"):
             continue
         if message.role == "tool":
@@ -77,8 +88,15 @@ def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
             blocks = _content_blocks(message)
             for call in message.tool_calls:
                 blocks.append(
-                    {"type": "tool_use", "id": call.id, "name": call.name, "input": _tool_input(call.arguments)}
+                    {
+                        "type": "tool_use",
+                        "id": call.id,
+                        "name": call.name,
+                        "input": _tool_input(call.arguments),
+                    }
                 )
+        if not blocks:
+            continue
         if out and out[-1]["role"] == role:
             out[-1]["content"].extend(blocks)
         else:
@@ -117,14 +135,11 @@ def build_anthropic_params(request: ChatRequest, upstream_model: str) -> dict[st
     }
     if request.system_prompt:
         params["system"] = request.system_prompt
-    if request.temperature is not None:
-        params["temperature"] = min(request.temperature, 1.0)  # Anthropic's range is 0..1
-    if request.top_p is not None:
-        params["top_p"] = request.top_p
     if request.stop:
         params["stop_sequences"] = request.stop
-    if request.tools:
-        params["tools"] = [_tool(t) for t in request.tools if t.get("type", "function") == "function"]
+    tools = [_tool(t) for t in request.tools if t.get("type", "function") == "function"]
+    if tools:
+        params["tools"] = tools
         choice = _tool_choice(request.tool_choice)
         if choice is not None:
             params["tool_choice"] = choice

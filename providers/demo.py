@@ -40,7 +40,9 @@ class DemoAdapter:
         return Usage(input_tokens=prompt, output_tokens=_estimate_tokens(answer))
 
     def _finish(self, request: ChatRequest, answer: str) -> str:
-        truncated = request.max_tokens is not None and _estimate_tokens(answer) >= request.max_tokens
+        truncated = (
+            request.max_tokens is not None and _estimate_tokens(answer) >= request.max_tokens
+        )
         return "length" if truncated else "stop"
 
     async def chat(self, request: ChatRequest, target: DeploymentTarget) -> ChatResponse:

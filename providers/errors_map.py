@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import anthropic
+import httpx2
 import openai
 from openai import APIStatusError
 
@@ -67,15 +68,33 @@ def _really_timed_out(exc: BaseException) -> bool:
     return True
 
 
+# Anthropic's error types and the HTTP status each stands for. An error that arrives as an SSE
+# ``event: error`` inside a stream that already answered 200 has only its type to go by.
+ANTHROPIC_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
 def _map_status_error(exc: APIStatusError, provider: str) -> errors.ProviderError:
-    status = exc.status_code
     common: dict[str, Any] = {
         "provider": provider,
-        "upstream_status": status,
+        "upstream_status": exc.status_code,
         "provider_request_id": exc.response.headers.get("x-request-id")
         or exc.response.headers.get("request-id"),
     }
     code, message = _error_fields(exc)
+    status = exc.status_code
+    if status < 400:  # an error event mid-stream: classify it by its type, not by the 200
+        status = ANTHROPIC_ERROR_STATUS.get(code, 500)
     if status == 429:
         return errors.RateLimited(
             "the upstream rate limit was hit",
@@ -85,12 +104,15 @@ def _map_status_error(exc: APIStatusError, provider: str) -> errors.ProviderErro
     if status in (503, 529) or code == "overloaded_error":
         return errors.Overloaded("the upstream is overloaded", **common)
     if status >= 500:
-        return errors.ServerError(f"the upstream failed with HTTP {status}", **common)
+        how = f"HTTP {status}" if status == exc.status_code else f"{code or 'an error'} mid-stream"
+        return errors.ServerError(f"the upstream failed with {how}", **common)
     if status in (401, 403):
         return errors.AuthFailed("the upstream refused the gateway's credential", **common)
     if code == "context_length_exceeded" or "prompt is too long" in message or status == 413:
         return errors.ContextTooLong("the prompt is longer than the model allows", **common)
-    if code in ("content_filter", "content_policy_violation"):
+    if code in ("content_filter", "content_policy_violation") or (
+        "content filtering policy" in message  # Anthropic: 400 invalid_request_error
+    ):
         return errors.ContentFiltered("the upstream's content filter refused it", **common)
     text = message or f"the upstream rejected the request (HTTP {status})"
     return errors.BadRequest(_redact_credential(text, exc)[:500], **common)
@@ -100,8 +122,8 @@ def _map_sdk_error(
     exc: Exception,
     provider: str,
     *,
-    timeout_error: type[Exception],
-    connection_error: type[Exception],
+    timeout_error: type[Exception] | tuple[type[Exception], ...],
+    connection_error: type[Exception] | tuple[type[Exception], ...],
     status_error: type[Exception],
 ) -> errors.ProviderError:
     if isinstance(exc, timeout_error) and _really_timed_out(exc):
@@ -125,11 +147,13 @@ def map_openai_error(exc: Exception, provider: str) -> errors.ProviderError:
 
 
 def map_anthropic_error(exc: Exception, provider: str) -> errors.ProviderError:
+    # Unlike openai's, the anthropic SDK's stream iterator does not wrap transport errors: a
+    # reset or a read timeout while iterating surfaces as a bare httpx2 exception.
     return _map_sdk_error(
         exc,
         provider,
-        timeout_error=anthropic.APITimeoutError,
-        connection_error=anthropic.APIConnectionError,
+        timeout_error=(anthropic.APITimeoutError, httpx2.TimeoutException),
+        connection_error=(anthropic.APIConnectionError, httpx2.TransportError),
         status_error=anthropic.APIStatusError,
     )
 

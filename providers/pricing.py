@@ -44,7 +44,8 @@ def cost_of(usage: Usage, price: Price | None) -> Decimal:
     if price is None:
         return Decimal(0)
     return (
-        usage.input_tokens * price.input_per_million + usage.output_tokens * price.output_per_million
+        usage.input_tokens * price.input_per_million
+        + usage.output_tokens * price.output_per_million
     ) / MILLION
 
 

@@ -21,7 +21,12 @@ from providers.base import DeploymentTarget, get_adapter
 from providers.crypto import fingerprint
 from providers.errors import ProviderError
 from providers.models import Credential, CredentialStatus, Provider
-from providers.services import credential_activate, credential_audit, credential_create, credential_retire
+from providers.services import (
+    credential_activate,
+    credential_audit,
+    credential_create,
+    credential_retire,
+)
 
 DEFAULT_GRACE = timedelta(hours=1)
 
@@ -59,7 +64,9 @@ async def credential_verify(credential: Credential) -> None:
     await get_adapter(target).health_check(target)
 
 
-def _mark_verification_failed(credential: Credential, kind: str, actor: AbstractBaseUser | None) -> None:
+def _mark_verification_failed(
+    credential: Credential, kind: str, actor: AbstractBaseUser | None
+) -> None:
     credential_audit(credential, "credential.verification_failed", actor, error=kind)
     credential_retire(credential=credential, actor=actor)
 

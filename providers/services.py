@@ -18,7 +18,9 @@ from providers.crypto import encrypt_secret, fingerprint, mask, reencrypt_secret
 from providers.models import Credential, CredentialStatus, Provider
 
 
-def credential_audit(credential: Credential, action: str, actor: AbstractBaseUser | None, **details: object) -> None:
+def credential_audit(
+    credential: Credential, action: str, actor: AbstractBaseUser | None, **details: object
+) -> None:
     audit_record(
         action=action,
         target_type="credential",
@@ -66,7 +68,11 @@ def credential_create(
 
 @transaction.atomic
 def credential_set_secret(
-    *, credential: Credential, secret: str = "", env_var: str = "", actor: AbstractBaseUser | None = None
+    *,
+    credential: Credential,
+    secret: str = "",
+    env_var: str = "",
+    actor: AbstractBaseUser | None = None,
 ) -> Credential:
     """Replace a credential's value in place (config as code). Restarts its rotation clock."""
     _set_secret(credential, secret=secret, env_var=env_var)
@@ -103,7 +109,9 @@ def credential_activate(
 
 
 @transaction.atomic
-def credential_retire(*, credential: Credential, actor: AbstractBaseUser | None = None) -> Credential:
+def credential_retire(
+    *, credential: Credential, actor: AbstractBaseUser | None = None
+) -> Credential:
     if credential.status != CredentialStatus.RETIRED:
         credential.status = CredentialStatus.RETIRED
         credential.retired_at = timezone.now()
@@ -133,7 +141,12 @@ def credentials_flag_overdue() -> list[Credential]:
     for credential in overdue:
         credential.overdue_flagged_at = now
         credential.save(update_fields=["overdue_flagged_at"])
-        credential_audit(credential, "credential.rotation_overdue", None, due=credential.rotation_due_at.isoformat())
+        credential_audit(
+            credential,
+            "credential.rotation_overdue",
+            None,
+            due=credential.rotation_due_at.isoformat(),
+        )
     return overdue
 
 

@@ -44,9 +44,7 @@ def worker(redis_url, transactional_db):
     )  # fmt: skip
     keys = ("broker_url", "result_backend", "task_always_eager")
     saved = {key: celery_app.conf[key] for key in keys}
-    celery_app.conf.update(
-        broker_url=redis_url, result_backend=redis_url, task_always_eager=False
-    )
+    celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
     yield process
     celery_app.conf.update(saved)
     process.terminate()

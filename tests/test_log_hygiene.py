@@ -12,7 +12,7 @@ from tests.conftest import SECRET_PATTERNS
 @pytest.mark.parametrize(
     "line",
     [
-        f"calling with {generate_api_key()}",
+        "calling with agw-FAKEfakeFAKEfakeFAKEfake0000",
         "upstream key sk-proj-abcdefghijklmnop",
         "Authorization: Bearer abcdefghijklmnopqrstuvwxyz",
         "form client_secret=entra-client-secret",
@@ -20,6 +20,10 @@ from tests.conftest import SECRET_PATTERNS
 )
 def test_secret_shapes_are_caught(line):
     assert SECRET_PATTERNS.search(line)
+
+
+def test_a_generated_key_is_caught():
+    assert SECRET_PATTERNS.search(f"calling with {generate_api_key()}")
 
 
 @pytest.mark.parametrize(

@@ -129,7 +129,9 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
     ):
         raise InvalidRequest("'stop' must be a string or up to 4 strings.", param="stop")
     tools = body.get("tools")
-    if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
+    if tools is not None and (
+        not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)
+    ):
         raise InvalidRequest("'tools' must be an array of objects.", param="tools")
     response_format = body.get("response_format")
     if response_format is not None and not isinstance(response_format, dict):
@@ -145,7 +147,9 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
         raise InvalidRequest("'user' must be a string.", param="user")
     unknown = sorted(set(body) - KNOWN)
     if unknown:
-        raise InvalidRequest(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+        raise InvalidRequest(
+            f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0]
+        )
     max_tokens = _integer(body, "max_tokens", 1)
     if max_tokens is None:
         max_tokens = _integer(body, "max_completion_tokens", 1)

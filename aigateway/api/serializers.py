@@ -29,7 +29,12 @@ def chat_response_to_openai(response: ChatResponse) -> dict[str, Any]:
         "created": response.created,
         "model": response.model,
         "choices": [
-            {"index": 0, "message": message, "finish_reason": response.finish_reason, "logprobs": None}
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": response.finish_reason,
+                "logprobs": None,
+            }
         ],
         "usage": usage_to_openai(response.usage),
     }
@@ -70,7 +75,9 @@ def chunk_to_openai(
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": chunk.finish_reason, "logprobs": None}],
+        "choices": [
+            {"index": 0, "delta": delta, "finish_reason": chunk.finish_reason, "logprobs": None}
+        ],
     }
 
 

@@ -160,6 +160,4 @@ async def list_models(request: HttpRequest, request_id: str) -> HttpResponse:
 async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     error = GatewayError(f"Unknown endpoint: {request.method} {request.path}", code="not_found")
     error.status_code = 404
-    return HttpResponse(
-        json.dumps(error.body()), status=404, content_type="application/json"
-    )
+    return HttpResponse(json.dumps(error.body()), status=404, content_type="application/json")

@@ -27,6 +27,7 @@ T = TypeVar("T")
 class ConfigUnavailable(Exception):
     """The database failed and no earlier copy of this config entry exists."""
 
+
 logger = logging.getLogger(__name__)
 VERSION_KEY = "aigw:config-version"
 

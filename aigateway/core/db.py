@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-
-async def run_db(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+async def run_db[**P, R](fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run ``fn`` in a worker thread (not the single sync thread: lookups may run in
     parallel), then let Django close the thread's connection if it outlived CONN_MAX_AGE or
     broke, exactly as it does at the end of a request."""

@@ -28,7 +28,9 @@ class DemoCredentials:
 def demo_seed() -> DemoCredentials:
     """Idempotent: creates what is missing and returns fresh secrets only for new objects."""
     org, _ = Organisation.objects.get_or_create(slug="demo", defaults={"name": "Demo organisation"})
-    team, _ = Team.objects.get_or_create(organisation=org, slug="demo-team", defaults={"name": "Demo team"})
+    team, _ = Team.objects.get_or_create(
+        organisation=org, slug="demo-team", defaults={"name": "Demo team"}
+    )
     provider, _ = Provider.objects.get_or_create(name="demo", defaults={"kind": ProviderKind.DEMO})
     route, _ = Route.objects.get_or_create(
         name=DEMO_ROUTE, defaults={"description": "Local demo provider: deterministic, offline"}
@@ -43,10 +45,18 @@ def demo_seed() -> DemoCredentials:
     if user is None:
         password = secrets.token_urlsafe(12)
         user = User.objects.create_user(
-            DEMO_USERNAME, email="admin@demo.local", password=password, is_staff=True, is_superuser=True
+            DEMO_USERNAME,
+            email="admin@demo.local",
+            password=password,
+            is_staff=True,
+            is_superuser=True,
         )
-    OrgMembership.objects.get_or_create(user=user, organisation=org, defaults={"role": OrgRole.PLATFORM_ADMIN})
-    TeamMembership.objects.get_or_create(user=user, team=team, defaults={"role": TeamRole.TEAM_ADMIN})
+    OrgMembership.objects.get_or_create(
+        user=user, organisation=org, defaults={"role": OrgRole.PLATFORM_ADMIN}
+    )
+    TeamMembership.objects.get_or_create(
+        user=user, team=team, defaults={"role": TeamRole.TEAM_ADMIN}
+    )
 
     raw_key = None
     if not ApiKey.objects.filter(team=team, name="demo-key").exists():

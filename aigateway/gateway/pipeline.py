@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from django.utils import timezone
 
@@ -119,9 +119,18 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
         await lease.settle(response.usage)
         await cache.cache_store(ctx.principal, request, response)
     except GatewayError as exc:
-        _record(ctx, request, outcome, status_code=exc.status_code, usage=None, error_type=_error_kind(exc))
+        _record(
+            ctx,
+            request,
+            outcome,
+            status_code=exc.status_code,
+            usage=None,
+            error_type=_error_kind(exc),
+        )
         raise
-    _record(ctx, request, outcome, status_code=200, usage=response.usage, cost_usd=response.cost_usd)
+    _record(
+        ctx, request, outcome, status_code=200, usage=response.usage, cost_usd=response.cost_usd
+    )
     return response, outcome
 
 
@@ -152,7 +161,14 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
             await lease.settle(None)
             raise
     except GatewayError as exc:
-        _record(ctx, request, outcome, status_code=exc.status_code, usage=None, error_type=_error_kind(exc))
+        _record(
+            ctx,
+            request,
+            outcome,
+            status_code=exc.status_code,
+            usage=None,
+            error_type=_error_kind(exc),
+        )
         raise
     target = opened.target
     outcome.served_by = ServedBy(target.provider_name, target.deployment_id, target.upstream_model)

@@ -52,7 +52,10 @@ async def _run_in_order[T](
         except ProviderError as exc:
             attempts.errors.append(f"{target.provider_name}:{exc.kind}")
             logger.warning(
-                "deployment %s (%s) failed: %s", target.deployment_id, target.provider_name, exc.kind
+                "deployment %s (%s) failed: %s",
+                target.deployment_id,
+                target.provider_name,
+                exc.kind,
             )
             last_error = exc
             if not exc.retryable:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-
 from aigateway.core.config_cache import config_cache
 from aigateway.gateway.errors import ModelNotFound
 from aigateway.gateway.principal import Principal

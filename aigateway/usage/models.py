@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 
-class UsageRecord(models.Model):
+class UsageRecord(models.Model):  # noqa: DJ008 - rows are data, never listed by name
     request_id = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(db_index=True)
     source = models.CharField(max_length=16, default="api")  # api, playground, batch

@@ -117,5 +117,5 @@ def _flush_at_exit() -> None:
     if usage_recorder.pending():
         try:
             usage_recorder.flush()
-        except Exception:  # noqa: BLE001 - interpreter is going away; log and move on
+        except Exception:
             logger.exception("final usage flush failed")

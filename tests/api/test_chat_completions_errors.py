@@ -6,10 +6,9 @@ import json
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from django.utils import timezone
-
-from asgiref.sync import sync_to_async
 
 from auth.services import api_key_create, api_key_revoke
 from tests.factories import make_key, make_provider, make_route
@@ -62,7 +61,10 @@ async def test_it_rejects_a_wrong_key(demo_key):
 
 async def test_it_accepts_the_key_in_x_api_key(demo_key):
     response = await AsyncClient().post(
-        URL, data=json.dumps(HELLO), content_type="application/json", headers={"x-api-key": demo_key}
+        URL,
+        data=json.dumps(HELLO),
+        content_type="application/json",
+        headers={"x-api-key": demo_key},
     )
     assert response.status_code == 200
 
@@ -123,7 +125,9 @@ async def test_it_answers_404_for_an_unknown_model(demo_key):
 
 async def test_it_hides_routes_the_team_may_not_use(cast, demo_key):
     provider = await sync_to_async(make_provider)()
-    await sync_to_async(make_route)("secret-route", (provider, "demo"))  # exists, but not for this team
+    await sync_to_async(make_route)(
+        "secret-route", (provider, "demo")
+    )  # exists, but not for this team
     error = assert_openai_error(await post({**HELLO, "model": "secret-route"}, demo_key), 404)
     assert error["code"] == "model_not_found"
 
@@ -161,5 +165,7 @@ async def test_it_echoes_a_sane_request_id_and_replaces_a_hostile_one(demo_key):
 
 async def test_models_lists_only_the_routes_this_key_may_use(cast, demo_key):
     await sync_to_async(make_route)("other", (await sync_to_async(make_provider)(), "demo"))
-    response = await AsyncClient().get("/v1/models", headers={"Authorization": f"Bearer {demo_key}"})
+    response = await AsyncClient().get(
+        "/v1/models", headers={"Authorization": f"Bearer {demo_key}"}
+    )
     assert [m["id"] for m in response.json()["data"]] == ["demo"]

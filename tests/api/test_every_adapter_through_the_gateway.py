@@ -75,7 +75,9 @@ def test_a_completion_through_each_adapter(client, upstream):
     ) / Decimal(1_000_000)
     assert record.input_tokens > 0 and record.output_tokens > 0
     assert record.cost_usd == pytest.approx(expected)
-    assert Decimal(raw.headers["x-aigateway-cost-usd"]) == pytest.approx(expected, abs=Decimal("1e-8"))
+    assert Decimal(raw.headers["x-aigateway-cost-usd"]) == pytest.approx(
+        expected, abs=Decimal("1e-8")
+    )
 
 
 def test_a_stream_through_each_adapter(client):
@@ -116,6 +118,8 @@ def test_upstream_errors_reach_the_sdk_as_openai_errors(client, upstream):
     upstream.push_fault("401")
     with pytest.raises(openai.APIStatusError) as caught:
         sdk.chat.completions.create(model="smart", messages=[{"role": "user", "content": "x"}])
-    assert caught.value.status_code == 502  # the gateway's credential was refused: not the caller's fault
+    assert (
+        caught.value.status_code == 502
+    )  # the gateway's credential was refused: not the caller's fault
     assert caught.value.code == "upstream_auth_failed"
     assert UPSTREAM_KEY not in str(caught.value.body)

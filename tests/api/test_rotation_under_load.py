@@ -23,7 +23,9 @@ def test_rotation_under_concurrent_load_loses_no_request(cast, live_gateway, set
     settings.AIGATEWAY_CONFIG_CACHE_SECONDS = 0.2
     with FakeUpstream(api_key=OLD) as upstream:
         upstream.extra_keys.add(NEW)  # the provider accepts both during the grace period
-        provider = make_provider("openai", ProviderKind.OPENAI, upstream.openai_base_url, secret=OLD)
+        provider = make_provider(
+            "openai", ProviderKind.OPENAI, upstream.openai_base_url, secret=OLD
+        )
         route = make_route("gpt", (provider, "up-model"))
         raw_key = make_key(cast.team, route).raw_key
 
@@ -38,18 +40,23 @@ def test_rotation_under_concurrent_load_loses_no_request(cast, live_gateway, set
                 stream = call % 2 == 1
                 try:
                     if stream:
+                        chunks = client.chat.completions.create(
+                            model="gpt",
+                            stream=True,
+                            messages=[{"role": "user", "content": f"t{index} c{call}"}],
+                        )
                         text = "".join(
-                            c.choices[0].delta.content or ""
-                            for c in client.chat.completions.create(
-                                model="gpt", stream=True,
-                                messages=[{"role": "user", "content": f"t{index} c{call}"}],
-                            )  # fmt: skip
-                            if c.choices
+                            c.choices[0].delta.content or "" for c in chunks if c.choices
                         )
                     else:
-                        text = client.chat.completions.create(
-                            model="gpt", messages=[{"role": "user", "content": f"t{index} c{call}"}]
-                        ).choices[0].message.content
+                        text = (
+                            client.chat.completions.create(
+                                model="gpt",
+                                messages=[{"role": "user", "content": f"t{index} c{call}"}],
+                            )
+                            .choices[0]
+                            .message.content
+                        )
                     result = "ok" if text.endswith(f"t{index} c{call}") else f"wrong: {text}"
                 except Exception as exc:
                     result = f"error: {exc!r}"

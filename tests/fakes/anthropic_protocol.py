@@ -16,7 +16,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "529": (529, "overloaded_error", "Overloaded"),
     "401": (401, "authentication_error", "invalid x-api-key"),
     "400": (400, "invalid_request_error", "temperature: Input should be less than 1"),
-    "context_length": (400, "invalid_request_error", "prompt is too long: 200001 > 200000"),
+    "context_length": (
+        400,
+        "invalid_request_error",
+        "prompt is too long: 250000 tokens > 200000 maximum",
+    ),
     "content_filter": (400, "invalid_request_error", "Output blocked by content filtering policy"),
 }
 

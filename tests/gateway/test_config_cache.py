@@ -50,7 +50,10 @@ async def test_redis_down_keeps_serving_cached_config(settings):
 
 
 def _start_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    code = "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='aigateway.settings'; django.setup()"
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='aigateway.settings'; "
+        "django.setup()"
+    )
     return subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
@@ -61,7 +64,13 @@ def _start_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     [
         ({}, False),
         ({"SECRET_KEY": "x" * 50}, False),
-        ({"SECRET_KEY": "x" * 50, "AIGATEWAY_ENCRYPTION_KEYS": "Xw2mDiKmeG9PWSPr1ZmzGW4lmjeg-kbZkyZ8Y0pcfc4="}, True),
+        (
+            {
+                "SECRET_KEY": "x" * 50,
+                "AIGATEWAY_ENCRYPTION_KEYS": "Xw2mDiKmeG9PWSPr1ZmzGW4lmjeg-kbZkyZ8Y0pcfc4=",
+            },
+            True,
+        ),
         ({"DEBUG": "true"}, True),
         ({"AIGATEWAY_ALLOW_INSECURE_DEFAULTS": "true"}, True),
     ],
@@ -69,7 +78,11 @@ def _start_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_production_refuses_development_secrets(extra, ok):
     import os
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECRET_KEY", "AIGATEWAY_", "DEBUG"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SECRET_KEY", "AIGATEWAY_", "DEBUG"))
+    }
     env.update(extra)
     result = _start_settings(env)
     assert (result.returncode == 0) is ok, result.stderr[-500:]

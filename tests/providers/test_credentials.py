@@ -131,7 +131,9 @@ def test_housekeeping_retires_after_grace_and_flags_overdue_once(provider):
 def test_the_command_rotates_and_lists_without_printing_secrets(provider, monkeypatch):
     monkeypatch.setenv("NEW_OPENAI_KEY", "sk-new-key-0000000000")
     out = StringIO()
-    call_command("credentials", "rotate", "openai", "new", "--secret-env", "NEW_OPENAI_KEY", stdout=out)
+    call_command(
+        "credentials", "rotate", "openai", "new", "--secret-env", "NEW_OPENAI_KEY", stdout=out
+    )
     call_command("credentials", "list", stdout=out)
     text = out.getvalue()
     assert "active: openai/new (sk-…0000)" in text and "retiring: openai/old" in text

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
+from providers.models import ModelPrice, Provider, ProviderKind
 from providers.pricing import Price, cost_of, load_price_table, price_lookup
 from providers.tokens import count_prompt_tokens, count_text_tokens
 from providers.types import ChatRequest, Message, Usage
-from providers.models import ModelPrice, Provider, ProviderKind
 
 
 def test_cost_is_tokens_times_price_per_million():
@@ -23,7 +23,9 @@ def test_cost_is_tokens_times_price_per_million():
 def test_a_provider_specific_price_wins_over_the_default():
     azure = Provider.objects.create(name="azure", kind=ProviderKind.AZURE_OPENAI)
     ModelPrice.objects.create(model="gpt-4o", input_per_million=1, output_per_million=2)
-    ModelPrice.objects.create(provider=azure, model="gpt-4o", input_per_million=3, output_per_million=4)
+    ModelPrice.objects.create(
+        provider=azure, model="gpt-4o", input_per_million=3, output_per_million=4
+    )
     table = load_price_table()
     assert price_lookup(table, provider="azure", model="gpt-4o").input_per_million == 3
     assert price_lookup(table, provider="openai", model="gpt-4o").input_per_million == 1
@@ -41,7 +43,9 @@ def test_openai_models_are_counted_with_tiktoken():
 
 
 def test_a_prompt_counts_messages_overhead_and_tools():
-    request = ChatRequest(model="m", messages=[Message("system", "Be brief."), Message("user", "Hi")])
+    request = ChatRequest(
+        model="m", messages=[Message("system", "Be brief."), Message("user", "Hi")]
+    )
     base = count_prompt_tokens(request)
     assert base == 3 + (3 + 3) + (3 + 1)  # reply priming + per-message overhead + text
     request.tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]

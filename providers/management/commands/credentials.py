@@ -39,9 +39,8 @@ class Command(BaseCommand):
         for c in rows:
             value = c.masked or f"env:{c.env_var}"
             due = c.rotation_due_at.date().isoformat() if c.rotation_due_at else "-"
-            self.stdout.write(
-                f"{c.provider.name}/{c.name}  {value}  {c.fingerprint or '-'}  {c.status}  due {due}"
-            )
+            fp = c.fingerprint or "-"
+            self.stdout.write(f"{c.provider.name}/{c.name}  {value}  {fp}  {c.status}  due {due}")
 
     def _rotate(self, options: dict[str, Any]) -> None:
         provider = Provider.objects.filter(name=options["provider"]).first()
@@ -65,9 +64,13 @@ class Command(BaseCommand):
         except CredentialVerificationFailed as exc:
             raise CommandError(str(exc)) from None
         new = result.credential
-        self.stdout.write(f"active: {provider.name}/{new.name} ({new.masked or 'env:' + new.env_var})")
+        self.stdout.write(
+            f"active: {provider.name}/{new.name} ({new.masked or 'env:' + new.env_var})"
+        )
         for old in result.retiring:
-            self.stdout.write(f"retiring: {provider.name}/{old.name} until {old.retire_at:%Y-%m-%d %H:%M} UTC")
+            self.stdout.write(
+                f"retiring: {provider.name}/{old.name} until {old.retire_at:%Y-%m-%d %H:%M} UTC"
+            )
 
     def _housekeeping(self, options: dict[str, Any]) -> None:
         retired = credentials_retire_due()
