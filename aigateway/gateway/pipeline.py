@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -90,14 +91,37 @@ def _error_kind(exc: GatewayError) -> str:
     return exc.code or exc.error_type
 
 
+@asynccontextmanager
+async def _recording_failures(
+    ctx: CallContext, request: ChatRequest, outcome: CallOutcome
+) -> AsyncIterator[None]:
+    """A call that ends in a GatewayError is still a call: record it, then re-raise."""
+    try:
+        yield
+    except GatewayError as exc:
+        _record(
+            ctx, request, outcome, status_code=exc.status_code, usage=None,
+            error_type=_error_kind(exc),
+        )  # fmt: skip
+        raise
+
+
+async def _admit(
+    ctx: CallContext, request: ChatRequest, outcome: CallOutcome
+) -> tuple[RouteConfig, limits.Lease]:
+    """Route and limits: the stages every call passes before any upstream is touched."""
+    route = await route_resolve(ctx.principal, request.model)
+    lease = await limits.limits_acquire(
+        ctx.principal, route.name, request, provider_kind=_first_kind(route)
+    )
+    outcome.rate_limit_headers = lease.headers()
+    return route, lease
+
+
 async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatResponse, CallOutcome]:
     outcome = CallOutcome()
-    try:
-        route = await route_resolve(ctx.principal, request.model)
-        lease = await limits.limits_acquire(
-            ctx.principal, route.name, request, provider_kind=_first_kind(route)
-        )
-        outcome.rate_limit_headers = lease.headers()
+    async with _recording_failures(ctx, request, outcome):
+        route, lease = await _admit(ctx, request, outcome)
         cached = await cache.cache_lookup(ctx.principal, request)
         if cached is not None:
             outcome.cache_status = "HIT"
@@ -118,16 +142,6 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
         )
         await lease.settle(response.usage)
         await cache.cache_store(ctx.principal, request, response)
-    except GatewayError as exc:
-        _record(
-            ctx,
-            request,
-            outcome,
-            status_code=exc.status_code,
-            usage=None,
-            error_type=_error_kind(exc),
-        )
-        raise
     _record(
         ctx, request, outcome, status_code=200, usage=response.usage, cost_usd=response.cost_usd
     )
@@ -149,27 +163,13 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
     the client (then it counts what was produced so far).
     """
     outcome = CallOutcome()
-    try:
-        route = await route_resolve(ctx.principal, request.model)
-        lease = await limits.limits_acquire(
-            ctx.principal, route.name, request, provider_kind=_first_kind(route)
-        )
-        outcome.rate_limit_headers = lease.headers()
+    async with _recording_failures(ctx, request, outcome):
+        route, lease = await _admit(ctx, request, outcome)
         try:
             opened = await resilient_stream_open(route, request, outcome.attempts)
         except GatewayError:
             await lease.settle(None)
             raise
-    except GatewayError as exc:
-        _record(
-            ctx,
-            request,
-            outcome,
-            status_code=exc.status_code,
-            usage=None,
-            error_type=_error_kind(exc),
-        )
-        raise
     target = opened.target
     outcome.served_by = ServedBy(target.provider_name, target.deployment_id, target.upstream_model)
     ttft_ms = (time.perf_counter() - ctx.started) * 1000

@@ -123,3 +123,6 @@ def test_upstream_errors_reach_the_sdk_as_openai_errors(client, upstream):
     )  # the gateway's credential was refused: not the caller's fault
     assert caught.value.code == "upstream_auth_failed"
     assert UPSTREAM_KEY not in str(caught.value.body)
+    usage_recorder.flush()  # a failed call is still recorded, with why it failed
+    record = UsageRecord.objects.get(request_id=caught.value.response.headers["x-request-id"])
+    assert (record.status_code, record.error_type) == (502, "upstream_auth_failed")
