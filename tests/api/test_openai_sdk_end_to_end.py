@@ -83,3 +83,33 @@ def test_the_sdk_raises_its_own_error_types_for_gateway_errors(demo_client, live
 def test_models_lists_the_routes(demo_client):
     client, _ = demo_client
     assert [m.id for m in client.models.list()] == ["demo"]
+
+
+def test_a_client_that_disconnects_mid_stream_is_recorded_with_what_it_got(demo_client):
+    import time
+
+    import requests
+
+    client, issued = demo_client
+    response = requests.post(
+        str(client.base_url) + "chat/completions",
+        json={"model": "demo", "stream": True,
+              "messages": [{"role": "user", "content": "a long answer " * 30}]},
+        headers={"Authorization": f"Bearer {issued.raw_key}"},
+        stream=True, timeout=10,
+    )  # fmt: skip
+    lines = response.iter_lines()
+    received = [next(lines) for _ in range(6)]
+    assert any(b'"content"' in line for line in received)
+    response.close()  # the client goes away mid-stream
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        usage_recorder.flush()
+        record = UsageRecord.objects.filter(stream=True).first()
+        if record is not None:
+            break
+        time.sleep(0.05)
+    assert record is not None, "the cancelled stream was never recorded"
+    assert record.status_code == 499
+    full_answer_words = 15 + 30 * 3
+    assert 0 < record.output_tokens < full_answer_words  # counts what was produced, not all
