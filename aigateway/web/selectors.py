@@ -29,9 +29,18 @@ class TeamSummary:
 
 
 @dataclass(frozen=True)
+class OverdueCredential:
+    provider: str
+    name: str
+    masked: str
+    due: timezone.datetime
+
+
+@dataclass(frozen=True)
 class DashboardSummary:
     teams: list[TeamSummary]
     is_platform_admin: bool
+    overdue_credentials: list[OverdueCredential]
 
 
 @dataclass(frozen=True)
@@ -113,4 +122,26 @@ def dashboard_summary_for_user(*, user: AbstractBaseUser | AnonymousUser) -> Das
             or OrgRole.PLATFORM_ADMIN in visibility.org_roles.values()
         )
     )
-    return DashboardSummary(teams=rows, is_platform_admin=is_admin)
+    return DashboardSummary(
+        teams=rows,
+        is_platform_admin=is_admin,
+        overdue_credentials=credentials_overdue(now=now) if is_admin else [],
+    )
+
+
+def credentials_overdue(*, now: timezone.datetime) -> list[OverdueCredential]:
+    """Active provider credentials past their rotation date (platform admins' to-do list)."""
+    from providers.models import Credential, CredentialStatus
+
+    rows = (
+        Credential.objects.filter(status=CredentialStatus.ACTIVE, rotation_due_at__lt=now)
+        .select_related("provider")
+        .order_by("rotation_due_at")
+    )
+    return [
+        OverdueCredential(
+            c.provider.name, c.name, c.masked or f"env:{c.env_var}", c.rotation_due_at
+        )
+        for c in rows
+        if c.rotation_due_at is not None
+    ]

@@ -23,8 +23,9 @@ LOGIN_URL = "/login/"
 DASHBOARD_URL = "/"
 LOGOUT_URL = "/logout/"
 # Queries for one dashboard page, whatever the number of teams: session, user, org roles,
-# team roles, teams (with organisation and active-key count), routes of those teams.
-DASHBOARD_QUERIES = 6
+# team roles, teams (with organisation and active-key count), routes of those teams,
+# overdue credential rotations.
+DASHBOARD_QUERIES = 7  # + overdue credential rotations (platform admins only)
 
 
 def password_of(username: str) -> str:
@@ -341,3 +342,24 @@ def test_summary_flags_platform_admins_only(cast, django_user_model) -> None:
     anonymous = dashboard_summary_for_user(user=AnonymousUser())
     assert anonymous.teams == []
     assert anonymous.is_platform_admin is False
+
+
+def test_platform_admins_see_overdue_credential_rotations_and_members_do_not(client, cast):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from providers.models import Credential, Provider, ProviderKind
+    from providers.services import credential_create
+
+    provider = Provider.objects.create(name="openai", kind=ProviderKind.OPENAI)
+    credential = credential_create(provider=provider, name="old", secret="sk-overdue-0000000000")
+    Credential.objects.filter(pk=credential.pk).update(
+        rotation_due_at=timezone.now() - timedelta(days=3)
+    )
+    client.force_login(cast.alice)
+    page = client.get("/").content.decode()
+    assert "Rotate credential" in page and "openai/old" in page and "sk-…0000" in page
+    assert "sk-overdue-0000000000" not in page
+    client.force_login(cast.carol)
+    assert "Rotate credential" not in client.get("/").content.decode()
