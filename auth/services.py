@@ -41,7 +41,7 @@ def api_key_create(
         prefix=display_prefix(raw),
         key_hash=hash_api_key(raw),
         expires_at=expires_at,
-        created_by=created_by if created_by and created_by.pk else None,
+        created_by=created_by if created_by and created_by.pk else None,  # type: ignore[misc]
     )
     api_key_set_routes(api_key=key, route_names=route_names)
     return IssuedApiKey(api_key=key, raw_key=raw)

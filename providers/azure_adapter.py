@@ -24,13 +24,8 @@ class AzureOpenAIAdapter(OpenAIAdapter):
 
     def make_client(self, target: DeploymentTarget, timeout: httpx2.Timeout) -> openai.AsyncOpenAI:
         options = dict(target.options)
-        common = {
-            "azure_endpoint": target.base_url,
-            "api_version": options.get("api_version") or DEFAULT_API_VERSION,
-            "max_retries": 0,
-            "timeout": timeout,
-            "http_client": openai.DefaultAioHttpClient(timeout=timeout),
-        }
+        api_version = str(options.get("api_version") or DEFAULT_API_VERSION)
+        http_client = openai.DefaultAioHttpClient(timeout=timeout)
         if options.get("auth") == "entra_id":
             self.token_provider = EntraTokenProvider(
                 tenant_id=str(options.get("tenant_id", "")),
@@ -39,5 +34,19 @@ class AzureOpenAIAdapter(OpenAIAdapter):
                 authority=str(options.get("authority_url") or DEFAULT_AUTHORITY),
                 provider_name=target.provider_name,
             )
-            return openai.AsyncAzureOpenAI(azure_ad_token_provider=self.token_provider, **common)
-        return openai.AsyncAzureOpenAI(api_key=target.api_key, **common)
+            return openai.AsyncAzureOpenAI(
+                azure_endpoint=target.base_url,
+                api_version=api_version,
+                azure_ad_token_provider=self.token_provider,
+                max_retries=0,
+                timeout=timeout,
+                http_client=http_client,
+            )
+        return openai.AsyncAzureOpenAI(
+            azure_endpoint=target.base_url,
+            api_version=api_version,
+            api_key=target.api_key,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http_client,
+        )

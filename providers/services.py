@@ -141,12 +141,8 @@ def credentials_flag_overdue() -> list[Credential]:
     for credential in overdue:
         credential.overdue_flagged_at = now
         credential.save(update_fields=["overdue_flagged_at"])
-        credential_audit(
-            credential,
-            "credential.rotation_overdue",
-            None,
-            due=credential.rotation_due_at.isoformat(),
-        )
+        due = credential.rotation_due_at.isoformat() if credential.rotation_due_at else ""
+        credential_audit(credential, "credential.rotation_overdue", None, due=due)
     return overdue
 
 

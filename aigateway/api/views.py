@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from aigateway.api.parsing import parse_chat_request, read_json_body, request_id_from
@@ -31,7 +32,7 @@ from aigateway.gateway.pipeline import CallContext, CallOutcome, chat_complete, 
 from aigateway.gateway.principal import Principal, authenticate_api_key
 
 logger = logging.getLogger(__name__)
-View = Callable[..., Awaitable[HttpResponse]]
+View = Callable[..., Awaitable[HttpResponseBase]]
 
 
 def _bearer_key(request: HttpRequest) -> str:
@@ -55,7 +56,9 @@ def api_endpoint(*methods: str) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @csrf_exempt
         @wraps(view)
-        async def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        async def wrapper(
+            request: HttpRequest, *args: object, **kwargs: object
+        ) -> HttpResponseBase:
             request_id = request_id_from(request, "req_" + uuid.uuid4().hex)
             try:
                 if request.method not in methods:
@@ -82,7 +85,7 @@ def api_endpoint(*methods: str) -> Callable[[View], View]:
     return decorate
 
 
-def _outcome_headers(response: HttpResponse, outcome: CallOutcome) -> None:
+def _outcome_headers(response: HttpResponseBase, outcome: CallOutcome) -> None:
     for name, value in outcome.rate_limit_headers.items():
         response[name] = value
     response["x-aigateway-cache"] = outcome.cache_status
@@ -95,7 +98,7 @@ def _outcome_headers(response: HttpResponse, outcome: CallOutcome) -> None:
 
 
 @api_endpoint("POST")
-async def chat_completions(request: HttpRequest, request_id: str) -> HttpResponse:
+async def chat_completions(request: HttpRequest, request_id: str) -> HttpResponseBase:
     principal = await authenticate_api_key(_bearer_key(request))
     chat_request = parse_chat_request(read_json_body(request))
     ctx = CallContext(request_id=request_id, principal=principal)
@@ -140,11 +143,11 @@ async def chat_completions(request: HttpRequest, request_id: str) -> HttpRespons
             yield sse_event(error.body(request_id))
         yield SSE_DONE
 
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    _outcome_headers(response, opened.outcome)
-    return response
+    streaming = StreamingHttpResponse(events(), content_type="text/event-stream")
+    streaming["Cache-Control"] = "no-cache"
+    streaming["X-Accel-Buffering"] = "no"
+    _outcome_headers(streaming, opened.outcome)
+    return streaming
 
 
 @api_endpoint("GET")

@@ -25,7 +25,7 @@ def audit_record(
         target_type=target_type,
         target_id=str(target_id),
         target_label=target_label,
-        actor=actor if actor is not None and actor.pk else None,
+        actor=actor if actor is not None and actor.pk else None,  # type: ignore[misc]
         actor_label=actor.get_username() if actor is not None and actor.pk else actor_label,
         details=details or {},
         organisation_id=organisation_id,

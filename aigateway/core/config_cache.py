@@ -103,9 +103,9 @@ class ConfigCache:
         database fails, the last known good value is served (logged); with none, raises
         ConfigUnavailable."""
         await self.refresh_if_stale()
-        value = self._entries.get(key)
-        if value is not None:
-            return value  # type: ignore[no-any-return]
+        cached: T | None = self._entries.get(key)
+        if cached is not None:
+            return cached
         try:
             value = await run_db(loader, *args)
         except DatabaseError:

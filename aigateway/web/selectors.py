@@ -8,6 +8,7 @@ prefetch, whatever their number.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Prefetch, Q, QuerySet
@@ -33,7 +34,7 @@ class OverdueCredential:
     provider: str
     name: str
     masked: str
-    due: timezone.datetime
+    due: datetime
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def dashboard_summary_for_user(*, user: AbstractBaseUser | AnonymousUser) -> Das
     )
 
 
-def credentials_overdue(*, now: timezone.datetime) -> list[OverdueCredential]:
+def credentials_overdue(*, now: datetime) -> list[OverdueCredential]:
     """Active provider credentials past their rotation date (platform admins' to-do list)."""
     from providers.models import Credential, CredentialStatus
 
