@@ -14,11 +14,14 @@ from django.conf import settings
 
 from providers.anthropic_mapping import build_anthropic_params, finish_reason
 from providers.base import DeploymentTarget
+from providers.errors import BadRequest
 from providers.errors_map import map_anthropic_error
 from providers.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ServedBy,
     ToolCall,
     ToolCallDelta,
@@ -88,6 +91,14 @@ class AnthropicAdapter:
                         yield chunk
         except _UPSTREAM_ERRORS as exc:
             raise map_anthropic_error(exc, target.provider_name) from None
+
+    async def embeddings(
+        self, request: EmbeddingRequest, target: DeploymentTarget
+    ) -> EmbeddingResponse:
+        raise BadRequest(
+            "Anthropic has no embeddings API; route embeddings to another provider",
+            provider=target.provider_name,
+        )
 
     async def list_models(self, target: DeploymentTarget) -> list[str]:
         try:

@@ -13,7 +13,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from providers.types import ChatChunk, ChatRequest, ChatResponse
+from providers.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,11 @@ class ProviderAdapter(Protocol):
     def chat_stream(
         self, request: ChatRequest, target: DeploymentTarget
     ) -> AsyncIterator[ChatChunk]: ...
+
+    async def embeddings(
+        self, request: EmbeddingRequest, target: DeploymentTarget
+    ) -> EmbeddingResponse:
+        """Raise BadRequest where the provider has no embeddings API."""
 
     async def list_models(self, target: DeploymentTarget) -> list[str]: ...
 

@@ -12,7 +12,15 @@ import time
 from collections.abc import AsyncIterator
 
 from providers.base import DeploymentTarget
-from providers.types import ChatChunk, ChatRequest, ChatResponse, ServedBy, Usage
+from providers.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ServedBy,
+    Usage,
+)
 
 STREAM_DELAY_SECONDS = 0.02  # visible streaming in the playground, fast enough for tests
 
@@ -69,6 +77,24 @@ class DemoAdapter:
         yield ChatChunk(
             finish_reason=self._finish(request, answer),  # type: ignore[arg-type]
             usage=self._usage(request, answer),
+        )
+
+    async def embeddings(
+        self, request: EmbeddingRequest, target: DeploymentTarget
+    ) -> EmbeddingResponse:
+        """Deterministic unit vectors from a hash of each input (8 dimensions by default)."""
+        size = request.dimensions or 8
+        vectors = []
+        for text in request.inputs:
+            digest = hashlib.sha256(text.encode()).digest()
+            raw = [(digest[i % len(digest)] - 127.5) / 127.5 for i in range(size)]
+            norm = sum(v * v for v in raw) ** 0.5 or 1.0
+            vectors.append([v / norm for v in raw])
+        return EmbeddingResponse(
+            model=request.model,
+            vectors=vectors,
+            usage=Usage(input_tokens=sum(_estimate_tokens(t) for t in request.inputs)),
+            served_by=ServedBy(target.provider_name, target.deployment_id, target.upstream_model),
         )
 
     async def list_models(self, target: DeploymentTarget) -> list[str]:

@@ -20,6 +20,8 @@ from providers.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
     Message,
     ServedBy,
     ToolCall,
@@ -129,6 +131,30 @@ class OpenAIAdapter:
                     yield _chunk_from_openai(event)
         except (openai.OpenAIError, ValueError) as exc:  # ValueError: body not JSON
             raise map_openai_error(exc, target.provider_name) from None
+
+    async def embeddings(
+        self, request: EmbeddingRequest, target: DeploymentTarget
+    ) -> EmbeddingResponse:
+        params: dict[str, Any] = {
+            "model": target.upstream_model,
+            "input": request.inputs,
+            "encoding_format": "float",
+        }
+        if request.dimensions is not None:
+            params["dimensions"] = request.dimensions
+        if request.user:
+            params["user"] = request.user
+        try:
+            result = await self.client.embeddings.create(**params)
+        except (openai.OpenAIError, ValueError) as exc:
+            raise map_openai_error(exc, target.provider_name) from None
+        vectors = [list(item.embedding) for item in sorted(result.data, key=lambda d: d.index)]
+        return EmbeddingResponse(
+            model=request.model,
+            vectors=vectors,
+            usage=Usage(input_tokens=result.usage.prompt_tokens if result.usage else 0),
+            served_by=ServedBy(target.provider_name, target.deployment_id, target.upstream_model),
+        )
 
     async def list_models(self, target: DeploymentTarget) -> list[str]:
         try:

@@ -114,3 +114,19 @@ class ChatChunk:
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    model: str  # the route name
+    inputs: list[str]
+    dimensions: int | None = None
+    user: str | None = None
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    model: str
+    vectors: list[list[float]]
+    usage: Usage
+    served_by: ServedBy
