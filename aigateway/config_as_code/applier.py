@@ -5,53 +5,23 @@ with the operation that performs it. ``apply_config`` plans and runs the operati
 transaction (all or nothing); with ``dry_run`` it runs none. Operations look objects up by
 their natural keys when they run, so a change may depend on an earlier one (a deployment on a
 provider created a few steps before).
+
+The planners live in providers_routes.py (providers, credentials, routes, prices) and
+tenancy.py (organisations, teams, members, API keys); planning.py holds what they share.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from functools import partial
-from typing import Any
+from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from aigateway.config_as_code.schema import (
-    ApiKeySpec,
-    ConfigError,
-    CredentialSpec,
-    GatewayConfig,
-    MemberSpec,
-    OrgSpec,
-    ProviderSpec,
-    RouteSpec,
-    TeamSpec,
-)
-from aigateway.routing.models import Deployment, Route
-from auth.keys import display_prefix, hash_api_key
-from auth.models import ApiKey, Organisation, OrgMembership, Team, TeamMembership
-from auth.services import api_key_create, api_key_revoke, api_key_set_routes
-from providers.crypto import encrypt_secret, fingerprint, mask
-from providers.models import Credential, CredentialStatus, Provider
-from providers.services import credential_create
+from aigateway.config_as_code.planning import Change, Planner
+from aigateway.config_as_code.providers_routes import plan_price, plan_provider, plan_route
+from aigateway.config_as_code.specs import GatewayConfig
+from aigateway.config_as_code.tenancy import plan_organisation
 
-SYMBOLS = {"create": "+", "update": "~"}  # retire, revoke and delete are "-"
-
-
-@dataclass(frozen=True)
-class Change:
-    action: str  # create | update | retire | revoke | delete
-    kind: str
-    name: str
-    details: str = ""
-    run: Callable[[], Any] = field(default=lambda: None, repr=False, compare=False)
-
-    def __str__(self) -> str:
-        line = f"{SYMBOLS.get(self.action, '-')} {self.kind} {self.name}"
-        return f"{line}: {self.details}" if self.details else line
+__all__ = ["ApplyResult", "Change", "apply_config", "plan"]
 
 
 @dataclass
@@ -61,380 +31,22 @@ class ApplyResult:
     dry_run: bool
 
 
-def fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return f"'{value}'"
-
-
-def _save(obj: Any, values: dict[str, Any]) -> None:
-    for name, value in values.items():
-        setattr(obj, name, value)
-    obj.save(update_fields=list(values))  # save(), not update(): signals bump config caches
-
-
-def find_user(ref: str, path: str = "") -> Any:
-    """Match a file's user reference on username, then (if it looks like one) on email."""
-    users = get_user_model().objects
-    user = users.filter(username=ref).first()
-    if user is not None or "@" not in ref:
-        return user
-    matches = list(users.filter(email__iexact=ref)[:2])
-    if len(matches) > 1:
-        raise ConfigError(f"{path}: '{ref}' is ambiguous: several users have that email")
-    return matches[0] if matches else None
-
-
-def _dep_label(provider: str, model: str, credential: str, weight: int, enabled: bool) -> str:
-    extras = [f"credential {credential}"] if credential else []
-    extras += [f"weight {weight}"] if weight != 1 else []
-    extras += [] if enabled else ["disabled"]
-    return f"{provider}:{model}" + (f" ({', '.join(extras)})" if extras else "")
-
-
-class _Planner:
-    def __init__(self, config: GatewayConfig, prune_keys: bool) -> None:
-        self.config, self.prune_keys = config, prune_keys
-        self.changes: list[Change] = []
-        self.issued: list[tuple[str, str]] = []
-        self.new_users: set[str] = set()
-        self.key_hashes: set[str] = set()
-        self.providers = {p.name: p for p in config.providers}
-        self.routes = {r.name for r in config.routes}
-
-    def add(self, action: str, kind: str, name: str, details: str, run: Callable[[], Any]) -> None:
-        self.changes.append(Change(action, kind, name, details, run))
-
-    def env(self, name: str, path: str, purpose: str) -> str:
-        value = os.environ.get(name, "")
-        if not value:
-            raise ConfigError(f"{path}: environment variable {name} is not set ({purpose})")
-        return value
-
-    def build(self) -> list[Change]:
-        for provider in self.config.providers:
-            self.provider(provider)
-        for route in self.config.routes:
-            self.route(route)
-        for org in self.config.organisations:
-            self.organisation(org)
-        return self.changes
-
-    # -- providers and credentials -------------------------------------------------------
-    def provider(self, spec: ProviderSpec) -> None:
-        provider = Provider.objects.filter(name=spec.name).first()
-        wanted = {"kind": spec.kind, "base_url": spec.base_url, "enabled": spec.enabled}
-        if provider is None:
-            create = partial(Provider.objects.create, name=spec.name, **wanted)
-            self.add("create", "provider", spec.name, "", create)
-        self.update("provider", spec.name, provider, wanted)
-        existing = {c.name: c for c in provider.credentials.all()} if provider else {}
-        for cred in spec.credentials:
-            self.credential(spec.name, cred, existing.pop(cred.name, None))
-        for name, current in sorted(existing.items()):
-            if current.status == CredentialStatus.ACTIVE:
-                retire = partial(_save, current, {"status": CredentialStatus.RETIRED})
-                self.add("retire", "credential", f"{spec.name}/{name}", "retired", retire)
-
-    def credential(self, provider: str, spec: CredentialSpec, current: Credential | None) -> None:
-        label, path, env_var = f"{provider}/{spec.name}", f"{spec.path}.secret", spec.env_var
-        get_provider = partial(Provider.objects.get, name=provider)
-        values: dict[str, Any] = {}
-        if not env_var:  # "stored": keep the encrypted secret
-            if current is None or not current.ciphertext:
-                raise ConfigError(
-                    f"{path}: 'stored' keeps an encrypted secret already in the database, "
-                    f"but {label} has none; use env:VARIABLE_NAME"
-                )
-        elif spec.encrypted:
-            secret = self.env(env_var, path, "store: encrypted reads it at apply time")
-            if current is None:
-                create = lambda: credential_create(  # noqa: E731
-                    provider=get_provider(), name=spec.name, secret=secret
-                )
-                self.add("create", "credential", label, f"encrypted from env:{env_var}", create)
-            elif not current.ciphertext or current.fingerprint != fingerprint(secret):
-                values = {
-                    "ciphertext": encrypt_secret(secret),
-                    "env_var": "",
-                    "fingerprint": fingerprint(secret),
-                    "masked": mask(secret),
-                }
-        elif current is None:
-            create = lambda: credential_create(  # noqa: E731
-                provider=get_provider(), name=spec.name, env_var=env_var
-            )
-            self.add("create", "credential", label, f"env:{env_var}", create)
-        elif current.env_var != env_var or current.ciphertext:
-            values = {"env_var": env_var, "ciphertext": "", "fingerprint": "", "masked": ""}
-        if current is None:
-            return
-        notes = []
-        if values:
-            was = f"env:{current.env_var}" if current.env_var else "stored"
-            now = "stored" if values["ciphertext"] else f"env:{env_var}"
-            notes.append("secret changed" if was == now else f"secret {was} → {now}")
-        if current.status != CredentialStatus.ACTIVE:
-            values["status"] = CredentialStatus.ACTIVE
-            notes.append(f"status {current.status} → active")
-        if values:
-            self.add(
-                "update", "credential", label, "; ".join(notes), partial(_save, current, values)
-            )
-
-    def update(self, kind: str, name: str, obj: Any, wanted: dict[str, Any]) -> None:
-        if obj is None:
-            return
-        diff = {k: v for k, v in wanted.items() if getattr(obj, k) != v}
-        if diff:
-            notes = "; ".join(f"{k} {fmt(getattr(obj, k))} → {fmt(v)}" for k, v in diff.items())
-            self.add("update", kind, name, notes, lambda: _save(obj, diff))
-
-    # -- routes and deployments ----------------------------------------------------------
-    def route(self, spec: RouteSpec) -> None:
-        wanted = []
-        for dep in spec.deployments:
-            if (
-                dep.provider not in self.providers
-                and not Provider.objects.filter(name=dep.provider).exists()
-            ):
-                raise ConfigError(f"{dep.path}.provider: unknown provider '{dep.provider}'")
-            declared = self.providers.get(dep.provider)
-            known = {c.name for c in declared.credentials} if declared else set()
-            known |= set(
-                Credential.objects.filter(provider__name=dep.provider).values_list(
-                    "name", flat=True
-                )
-            )
-            if dep.credential and dep.credential not in known:
-                raise ConfigError(
-                    f"{dep.path}.credential: unknown credential '{dep.credential}' "
-                    f"of provider '{dep.provider}'"
-                )
-            wanted.append((dep.provider, dep.model, dep.credential, dep.weight, dep.enabled))
-        labels = [_dep_label(*d) for d in wanted]
-        route = Route.objects.filter(name=spec.name).first()
-        fields = {"description": spec.description, "strategy": spec.strategy}
-        sync = partial(_sync_deployments, spec.name, wanted)
-        if route is None:
-            create = lambda: (Route.objects.create(name=spec.name, **fields), sync())  # noqa: E731
-            self.add("create", "route", spec.name, f"deployments {fmt(labels)}", create)
-            return
-        self.update("route", spec.name, route, fields)
-        rows = list(route.deployments.select_related("provider", "credential"))
-        current = [
-            (
-                d.provider.name,
-                d.upstream_model,
-                d.credential.name if d.credential else "",
-                d.weight,
-                d.enabled,
-            )
-            for d in rows
-        ]
-        if current != wanted:
-            before = fmt([_dep_label(*d) for d in current])
-            self.add("update", "route", spec.name, f"deployments {before} → {fmt(labels)}", sync)
-        elif any(d.priority != i for i, d in enumerate(rows)):
-            self.add("update", "route", spec.name, "deployment priorities renumbered", sync)
-
-    def check_routes(self, names: tuple[str, ...], path: str) -> None:
-        for i, name in enumerate(names):
-            if name not in self.routes and not Route.objects.filter(name=name).exists():
-                raise ConfigError(f"{path}[{i}]: unknown route '{name}'")
-
-    # -- organisations, teams, members, keys ---------------------------------------------
-    def organisation(self, spec: OrgSpec) -> None:
-        org = Organisation.objects.filter(slug=spec.slug).first()
-        if org is None:
-            create = partial(Organisation.objects.create, slug=spec.slug, name=spec.name)
-            self.add("create", "organisation", spec.slug, "", create)
-        self.update("organisation", spec.slug, org, {"name": spec.name})
-        rows = list(org.memberships.select_related("user")) if org else []
-        owner = lambda: {"organisation": Organisation.objects.get(slug=spec.slug)}  # noqa: E731
-        self.members("org member", spec.slug, spec.members, rows, OrgMembership, owner)
-        for team in spec.teams:
-            self.team(spec, team, org)
-
-    def members(
-        self,
-        kind: str,
-        label: str,
-        specs: tuple[MemberSpec, ...],
-        rows: list[Any],
-        model: type[OrgMembership | TeamMembership],
-        owner: Callable[[], dict[str, Any]],
-    ) -> None:
-        """Set a membership list exactly; users missing from the database are created."""
-        by_user = {m.user_id: m for m in rows}
-        seen: dict[int, str] = {}
-        for spec in specs:
-            name = f"{label}/{spec.user}"
-            user = find_user(spec.user, f"{spec.path}.user")
-            if user is None and spec.user not in self.new_users:
-                self.new_users.add(spec.user)
-                self.add("create", "user", spec.user, "", partial(_create_user, spec.user))
-            if user is not None:
-                if user.pk in seen:
-                    raise ConfigError(
-                        f"{spec.path}.user: '{spec.user}' is the same user as '{seen[user.pk]}'"
-                    )
-                seen[user.pk] = spec.user
-                row = by_user.pop(user.pk, None)
-                if row is not None:
-                    if row.role != spec.role:
-                        save = partial(_save, row, {"role": spec.role})
-                        self.add("update", kind, name, f"role {row.role} → {spec.role}", save)
-                    continue
-
-            def create(ref: str = spec.user, role: str = spec.role) -> None:
-                model.objects.create(user=find_user(ref), role=role, **owner())
-
-            self.add("create", kind, name, spec.role, create)
-        for row in by_user.values():
-            self.add("delete", kind, f"{label}/{row.user.get_username()}", "removed", row.delete)
-
-    def team(self, org_spec: OrgSpec, spec: TeamSpec, org: Organisation | None) -> None:
-        label, routes = f"{org_spec.slug}/{spec.slug}", sorted(spec.routes)
-        self.check_routes(spec.routes, f"{spec.path}.routes")
-        team = Team.objects.filter(organisation=org, slug=spec.slug).first() if org else None
-        get_team = partial(Team.objects.get, organisation__slug=org_spec.slug, slug=spec.slug)
-
-        def set_routes() -> None:
-            get_team().allowed_routes.set(Route.objects.filter(name__in=spec.routes))
-
-        def create() -> None:
-            org = Organisation.objects.get(slug=org_spec.slug)
-            Team.objects.create(organisation=org, slug=spec.slug, name=spec.name)
-            set_routes()
-
-        if team is None:
-            self.add("create", "team", label, f"routes {fmt(routes)}", create)
-        else:
-            self.update("team", label, team, {"name": spec.name})
-            current = sorted(team.allowed_routes.values_list("name", flat=True))
-            if current != routes:
-                self.add(
-                    "update", "team", label, f"routes {fmt(current)} → {fmt(routes)}", set_routes
-                )
-        rows = list(team.memberships.select_related("user")) if team else []
-        owner = lambda: {"team": get_team()}  # noqa: E731
-        self.members("team member", label, spec.members, rows, TeamMembership, owner)
-        keys = {k.name: k for k in team.api_keys.prefetch_related("allowed_routes")} if team else {}
-        for key_spec in spec.api_keys:
-            self.api_key(
-                f"{label}/{key_spec.name}", key_spec, keys.pop(key_spec.name, None), get_team
-            )
-        for key in keys.values() if self.prune_keys else ():
-            if key.revoked_at is None:
-                note = "revoked (not in the file; --prune-keys)"
-                revoke = partial(api_key_revoke, api_key=key)
-                self.add("revoke", "api key", f"{label}/{key.name}", note, revoke)
-
-    def api_key(
-        self, label: str, spec: ApiKeySpec, key: ApiKey | None, get_team: Callable[[], Team]
-    ) -> None:
-        self.check_routes(spec.routes, f"{spec.path}.routes")
-        raw = None
-        if spec.env_var:
-            raw = self.env(
-                spec.env_var, f"{spec.path}.secret", "API key secrets are read at apply time"
-            )
-            digest = hash_api_key(raw)
-            owner = ApiKey.objects.filter(key_hash=digest).values_list("pk", flat=True).first()
-            if (
-                owner is not None and (key is None or owner != key.pk)
-            ) or digest in self.key_hashes:
-                raise ConfigError(
-                    f"{spec.path}.secret: env:{spec.env_var} holds the key of another API key"
-                )
-            self.key_hashes.add(digest)
-        routes = sorted(spec.routes)
-        if key is None:
-            how = f"imported from env:{spec.env_var}" if raw else "new key, shown once"
-            notes = ["revoked" if spec.revoked else how] + (
-                [f"routes {fmt(routes)}"] if routes else []
-            )
-            create = partial(self.create_key, label, spec, raw, get_team)
-            self.add("create", "api key", label, "; ".join(notes), create)
-            return
-        if not spec.revoked and key.revoked_at is not None:
-            raise ConfigError(
-                f"{spec.path}.revoked: API key {label} is revoked and revocation cannot be undone; "
-                "declare revoked: true, or declare a key with a new name"
-            )
-        values: dict[str, Any] = {}
-        notes = []
-        if raw is not None and hash_api_key(raw) != key.key_hash:
-            values |= {"key_hash": hash_api_key(raw), "prefix": display_prefix(raw)}
-            notes.append("secret changed")
-        if key.expires_at != spec.expires_at:
-            values["expires_at"] = spec.expires_at
-            notes.append(f"expires_at {fmt(key.expires_at)} → {fmt(spec.expires_at)}")
-        current = sorted(r.name for r in key.allowed_routes.all())
-        if current != routes:
-            notes.append(f"routes {fmt(current)} → {fmt(routes)}")
-
-        def update() -> None:
-            if values:
-                _save(key, values)
-            api_key_set_routes(api_key=key, route_names=spec.routes)
-
-        if notes:
-            self.add("update", "api key", label, "; ".join(notes), update)
-        if spec.revoked and key.revoked_at is None:
-            self.add("revoke", "api key", label, "revoked", partial(api_key_revoke, api_key=key))
-
-    def create_key(
-        self, label: str, spec: ApiKeySpec, raw: str | None, get_team: Callable[[], Team]
-    ) -> None:
-        issued = api_key_create(
-            team=get_team(),
-            name=spec.name,
-            raw_key=raw,
-            route_names=spec.routes,
-            expires_at=spec.expires_at,
-        )
-        if spec.revoked:
-            api_key_revoke(api_key=issued.api_key)
-        elif raw is None:
-            self.issued.append((label, issued.raw_key))
-
-
-def _create_user(ref: str) -> None:
-    get_user_model().objects.create_user(username=ref, email=ref if "@" in ref else "")
-
-
-def _sync_deployments(route_name: str, wanted: list[tuple[str, str, str, int, bool]]) -> None:
-    """Make the route's deployments exactly ``wanted`` (priority = index), reusing rows with
-    the same provider and model so deployment ids in usage records stay meaningful."""
-    route = Route.objects.get(name=route_name)
-    pool = list(route.deployments.all())
-    for priority, (provider_name, model, credential, weight, enabled) in enumerate(wanted):
-        provider = Provider.objects.get(name=provider_name)
-        row = next(
-            (d for d in pool if d.provider_id == provider.pk and d.upstream_model == model), None
-        )
-        if row is None:
-            row = Deployment(route=route, provider=provider, upstream_model=model)
-        else:
-            pool.remove(row)
-        row.credential = provider.credentials.get(name=credential) if credential else None
-        row.priority, row.weight, row.enabled = priority, weight, enabled
-        row.save()
-    for row in pool:
-        row.delete()
+def _build(planner: Planner) -> list[Change]:
+    config = planner.config
+    for provider in config.providers:
+        plan_provider(planner, provider)
+    for route in config.routes:
+        plan_route(planner, route)
+    for price in config.prices:
+        plan_price(planner, price)
+    for org in config.organisations:
+        plan_organisation(planner, org)
+    return planner.changes
 
 
 def plan(config: GatewayConfig, *, prune_keys: bool = False) -> list[Change]:
     """The changes that applying ``config`` would make (reads only)."""
-    return _Planner(config, prune_keys).build()
+    return _build(Planner(config, prune_keys))
 
 
 def apply_config(
@@ -442,8 +54,8 @@ def apply_config(
 ) -> ApplyResult:
     """Plan, then (unless ``dry_run``) run every change in one transaction: all or nothing."""
     with transaction.atomic():
-        planner = _Planner(config, prune_keys)
-        changes = planner.build()
+        planner = Planner(config, prune_keys)
+        changes = _build(planner)
         if not dry_run:
             for change in changes:
                 change.run()

@@ -2,8 +2,10 @@
 
 Environment-variable credentials export as ``secret: env:NAME``; encrypted ones as
 ``secret: stored`` ("keep what is stored"); API keys export without a secret, with their
-display ``prefix`` for recognition (apply ignores it). Retired credentials are left out (apply
-retires whatever a declared provider does not list). Ordering is deterministic.
+display ``prefix`` for recognition (apply ignores it). Active and retiring credentials are
+exported; pending (a rotation in progress) and retired ones are not. Provider options whose
+name looks like a secret (only possible if set outside the file) are left out and reported.
+Prices export as decimal strings. Ordering is deterministic.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from typing import Any
 
 import yaml
 
-from aigateway.config_as_code.schema import STORED, VERSION
+from aigateway.config_as_code.providers_routes import LIVE
+from aigateway.config_as_code.reader import STORED, secret_like
+from aigateway.config_as_code.schema import VERSION
+from aigateway.config_as_code.specs import decimal_text
 from aigateway.routing.models import Route
 from auth.models import ApiKey, Organisation, Team
-from providers.models import CredentialStatus, Provider
+from providers.models import ModelPrice, Provider
 
 HEADER = """\
 # aigateway configuration (python manage.py gateway export). Apply with:
@@ -26,16 +31,33 @@ HEADER = """\
 """
 
 
-def _provider(provider: Provider) -> dict[str, Any]:
+def _options(value: Any, path: str, skipped: list[str]) -> Any:
+    """Sorted by name at every level, without names that look like secrets."""
+    if isinstance(value, dict):
+        kept = {}
+        for name in sorted(value, key=str):
+            if secret_like(str(name)):
+                skipped.append(f"{path}.{name}")
+            else:
+                kept[name] = _options(value[name], f"{path}.{name}", skipped)
+        return kept
+    if isinstance(value, list):
+        return [_options(item, f"{path}[{i}]", skipped) for i, item in enumerate(value)]
+    return value
+
+
+def _provider(provider: Provider, skipped: list[str]) -> dict[str, Any]:
     credentials = [
         {"name": c.name, "secret": f"env:{c.env_var}" if c.env_var else STORED}
-        for c in provider.credentials.filter(status=CredentialStatus.ACTIVE).order_by("name")
+        for c in provider.credentials.filter(status__in=LIVE).order_by("name")
     ]
     return {
         "name": provider.name,
         "kind": provider.kind,
         "base_url": provider.base_url,
         "enabled": provider.enabled,
+        "options": _options(provider.options or {}, f"{provider.name}.options", skipped),
+        "rotation_days": provider.rotation_days,
         "credentials": credentials,
     }
 
@@ -53,6 +75,22 @@ def _route(route: Route) -> dict[str, Any]:
         "strategy": route.strategy,
         "deployments": deployments,
     }
+
+
+def _prices() -> list[dict[str, Any]]:
+    rows = sorted(
+        ModelPrice.objects.select_related("provider"),
+        key=lambda r: (r.provider is not None, r.provider.name if r.provider else "", r.model),
+    )
+    return [
+        ({"provider": r.provider.name} if r.provider else {})
+        | {
+            "model": r.model,
+            "input_per_million": decimal_text(r.input_per_million),
+            "output_per_million": decimal_text(r.output_per_million),
+        }
+        for r in rows
+    ]
 
 
 def _members(memberships: Any) -> list[dict[str, str]]:
@@ -93,11 +131,14 @@ def _organisation(org: Organisation) -> dict[str, Any]:
     }
 
 
-def export_data() -> dict[str, Any]:
+def export_data(skipped: list[str] | None = None) -> dict[str, Any]:
+    """``skipped`` collects the options left out because they look like secrets."""
+    skipped = [] if skipped is None else skipped
     return {
         "version": VERSION,
-        "providers": [_provider(p) for p in Provider.objects.order_by("name")],
+        "providers": [_provider(p, skipped) for p in Provider.objects.order_by("name")],
         "routes": [_route(r) for r in Route.objects.order_by("name")],
+        "prices": _prices(),
         "organisations": [_organisation(o) for o in Organisation.objects.order_by("slug")],
     }
 
@@ -117,6 +158,8 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
 _Dumper.add_representer(list, _represent_list)
 
 
-def export_yaml() -> str:
-    body = yaml.dump(export_data(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+def export_yaml(skipped: list[str] | None = None) -> str:
+    body = yaml.dump(
+        export_data(skipped), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
     return HEADER + body

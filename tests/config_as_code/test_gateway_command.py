@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,16 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from aigateway.audit.models import AuditEvent
 from aigateway.routing.models import Deployment, Route
 from auth.keys import hash_api_key
 from auth.models import ApiKey, Organisation, OrgMembership, Team, TeamMembership
 from auth.services import api_key_create, api_key_revoke
-from providers.models import Credential, CredentialStatus, Provider
+from providers.models import Credential, CredentialStatus, ModelPrice, Provider
 from providers.services import credential_create
+from tests.config_as_code.support import apply, counts, gateway, write
 
 pytestmark = pytest.mark.django_db
 
@@ -89,31 +89,16 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # references need not be set
 
 
-def gateway(*args: str) -> tuple[str, str]:
-    out, err = StringIO(), StringIO()
-    call_command("gateway", *args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-def write(tmp_path: Path, text: str, name: str = "gateway.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return str(path)
-
-
-def apply(tmp_path: Path, text: str, *flags: str) -> tuple[str, str]:
-    return gateway("apply", write(tmp_path, text), *flags)
-
-
-def counts() -> tuple[int, ...]:
-    models = (Provider, Credential, Route, Deployment, Organisation, Team, ApiKey, get_user_model())
-    return tuple(m.objects.count() for m in models)
-
-
 # -- export -----------------------------------------------------------------------------------
 def test_export_of_an_empty_database() -> None:
     out, _ = gateway("export")
-    assert yaml.safe_load(out) == {"version": 1, "providers": [], "routes": [], "organisations": []}
+    assert yaml.safe_load(out) == {
+        "version": 1,
+        "providers": [],
+        "routes": [],
+        "prices": [],
+        "organisations": [],
+    }
 
 
 # -- apply ------------------------------------------------------------------------------------
@@ -335,7 +320,18 @@ def test_the_documented_example_applies_cleanly(
     out, _ = apply(tmp_path, example)
     assert "+ route gpt-4o" in out and "+ api key acme/research/notebook: revoked" in out
     assert ApiKey.objects.get(name="notebook").revoked_at is not None
+    azure = Provider.objects.get(name="azure")
+    assert (azure.kind, azure.options["auth"], azure.rotation_days) == (
+        "azure_openai",
+        "entra_id",
+        30,
+    )
+    assert Provider.objects.get(name="anthropic").kind == "anthropic"
+    assert ModelPrice.objects.get(provider=None, model="gpt-4o").output_per_million == 10
+    assert AuditEvent.objects.filter(action="credential.created").count() == 6
     assert apply(tmp_path, example)[0].strip() == "no changes"
+    exported, _ = gateway("export")
+    assert apply(tmp_path, exported)[0].strip() == "no changes"
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -379,7 +375,7 @@ def test_a_failure_midway_rolls_everything_back(
     def boom(**kwargs: object) -> None:
         raise ValueError("simulated failure")
 
-    monkeypatch.setattr("aigateway.config_as_code.applier.api_key_create", boom)
+    monkeypatch.setattr("aigateway.config_as_code.tenancy.api_key_create", boom)
     with pytest.raises(CommandError, match="nothing was changed: simulated failure"):
         apply(tmp_path, FULL)
     assert counts() == (0,) * 8

@@ -44,7 +44,13 @@ class Command(BaseCommand):
         getattr(self, f"_{options['subcommand']}")(options)
 
     def _export(self, options: dict[str, Any]) -> None:
-        text = export_yaml()
+        skipped: list[str] = []
+        text = export_yaml(skipped)
+        for option in skipped:
+            self.stderr.write(
+                f"warning: provider option {option} was not exported: its name looks like a "
+                "secret (secrets belong in credentials)"
+            )
         if options["output"]:
             Path(options["output"]).write_text(text, encoding="utf-8")
             self.stderr.write(f"wrote {options['output']}")

@@ -1,0 +1,122 @@
+"""The declared state, as parsed from a gateway.yaml (version 1): plain frozen dataclasses.
+
+Every spec keeps ``path``, its place in the file (``routes[2].deployments[0]``), so errors
+found later (by the applier) can name it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The file is invalid, or cannot be applied. The message names the path in the file."""
+
+
+@dataclass(frozen=True)
+class CredentialSpec:
+    path: str
+    name: str
+    env_var: str  # "" means "stored": keep the encrypted secret already in the database
+    encrypted: bool  # store: encrypted → read env_var at apply time and store it encrypted
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    path: str
+    name: str
+    kind: str
+    base_url: str
+    enabled: bool
+    options: dict[str, Any]  # kind-specific settings (never secrets), compared exactly
+    rotation_days: int
+    credentials: tuple[CredentialSpec, ...]
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    path: str
+    provider: str
+    model: str
+    credential: str  # "" = not pinned (the provider's active credential is used)
+    weight: int
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    path: str
+    name: str
+    description: str
+    strategy: str
+    deployments: tuple[DeploymentSpec, ...]
+
+
+@dataclass(frozen=True)
+class PriceSpec:
+    path: str
+    provider: str  # "" = any provider
+    model: str
+    input_per_million: Decimal
+    output_per_million: Decimal
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider or '*'}:{self.model}"
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    path: str
+    user: str  # a username, or an email address
+    role: str
+
+
+@dataclass(frozen=True)
+class ApiKeySpec:
+    path: str
+    name: str
+    env_var: str | None  # None: keep the existing key, or generate one if missing
+    routes: tuple[str, ...]
+    expires_at: datetime | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class TeamSpec:
+    path: str
+    slug: str
+    name: str
+    routes: tuple[str, ...]
+    members: tuple[MemberSpec, ...]
+    api_keys: tuple[ApiKeySpec, ...]
+
+
+@dataclass(frozen=True)
+class OrgSpec:
+    path: str
+    slug: str
+    name: str
+    members: tuple[MemberSpec, ...]
+    teams: tuple[TeamSpec, ...]
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    providers: tuple[ProviderSpec, ...] = ()
+    routes: tuple[RouteSpec, ...] = ()
+    prices: tuple[PriceSpec, ...] = ()
+    organisations: tuple[OrgSpec, ...] = ()
+
+
+def decimal_text(value: Decimal) -> str:
+    """A price as written to the file: no exponent, trailing zeros dropped, at least 2
+    decimal places (2.500000 → "2.50", 0.075000 → "0.075", 10 → "10.00")."""
+    value = value.normalize()
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        value = value.quantize(Decimal("0.01"))
+    return f"{value:f}"
