@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import anthropic
@@ -15,21 +15,13 @@ import pytest
 
 from tests.fakes.echo import embedding_vector
 from tests.fakes.upstream import FakeUpstream
+from tests.providers import conftest as adapter_fixtures
+
+# The fake upstream per module, reset around each test: the same fixtures as the adapter tests.
+running_upstream = adapter_fixtures.running_upstream
+upstream = adapter_fixtures.upstream
 
 KEY = "sk-fake-key"
-
-
-@pytest.fixture(scope="module")
-def running_upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as upstream:
-        yield upstream
-
-
-@pytest.fixture
-def upstream(running_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    running_upstream.reset()
-    yield running_upstream
-    running_upstream.reset()
 
 
 @pytest.fixture

@@ -14,20 +14,9 @@ from providers.anthropic_mapping import (
     to_anthropic_messages,
 )
 from providers.types import ChatRequest, Message, ToolCall
+from tests.providers.support import WEATHER_TOOL
 
 MODEL = "claude-test"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 
 
 def params(*messages: Message, **kwargs: Any) -> dict[str, Any]:

@@ -3,73 +3,51 @@ aiohttp transport, against the wire-level fake upstream (tests/fakes/upstream.py
 Azure's deployment paths onto its OpenAI handlers and serves an Entra ID token endpoint.
 
 Two ways to authenticate: the resource key (``api-key`` header) or Entra ID (a client secret
-exchanged for a bearer token by the client-credentials flow, cached and refreshed early)."""
+exchanged for a bearer token by the client-credentials flow, cached and refreshed early).
+Error mapping, as for OpenAI, is tested for Azure too in test_adapter_contract.py."""
 
 from __future__ import annotations
 
 import asyncio
-import traceback
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from providers import errors
-from providers.base import DeploymentTarget, ProviderAdapter, get_adapter
-from providers.types import ChatChunk, ChatRequest, Message
+from providers.base import DeploymentTarget, ProviderAdapter
 from tests.fakes.upstream import FakeUpstream, RecordedRequest
+from tests.providers.support import (
+    API_VERSION,
+    AZURE_DEPLOYMENT,
+    AZURE_KEY,
+    CHAT_AND_STREAM,
+    CLIENT_ID,
+    TENANT,
+    TOKEN_PATH,
+    Connect,
+    MakeTarget,
+    ask,
+    assert_answered,
+    assert_one_request,
+    assert_secret_absent,
+    assert_streamed_answer,
+    chat_or_stream,
+    collect_stream,
+    joined,
+)
 
-RESOURCE_KEY = "azure-resource-key"
-DEPLOYMENT = "gpt4o-prod"
-API_VERSION = "2024-10-21"
-TENANT = "contoso"
-CLIENT_ID = "app-123"
-CHAT_PATH = f"/openai/deployments/{DEPLOYMENT}/chat/completions"
-TOKEN_PATH = f"/{TENANT}/oauth2/v2.0/token"
-
-
-@pytest.fixture(scope="module")
-def running_upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream(api_key=RESOURCE_KEY) as upstream:
-        yield upstream
-
-
-def _forget(upstream: FakeUpstream) -> None:
-    upstream.reset()
-    upstream.issued_tokens.clear()
-    upstream.token_requests.clear()
-    upstream.entra_token_lifetime = 3600
-
-
-@pytest.fixture
-def upstream(running_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    _forget(running_upstream)
-    yield running_upstream
-    _forget(running_upstream)
-
-
-MakeTarget = Callable[..., DeploymentTarget]
+CHAT_PATH = f"/openai/deployments/{AZURE_DEPLOYMENT}/chat/completions"
 
 
 @pytest.fixture
-def make_target(upstream: FakeUpstream) -> MakeTarget:
-    def make(**overrides: Any) -> DeploymentTarget:
-        fields: dict[str, Any] = {
-            "deployment_id": 11,
-            # A fresh name per target: a fresh adapter (and token cache) per test.
-            "provider_name": f"fake-azure-{uuid.uuid4().hex[:8]}",
-            "provider_kind": "azure_openai",
-            "upstream_model": DEPLOYMENT,
-            "base_url": upstream.base_url,  # the Azure endpoint, https://<resource>.openai…
-            "api_key": RESOURCE_KEY,
-            "credential_fingerprint": "fp-azure",
-            "options": (("api_version", API_VERSION),),
-        }
-        fields.update(overrides)
-        return DeploymentTarget(**fields)
+def kind() -> str:
+    return "azure_openai"
 
-    return make
+
+@pytest.fixture
+def upstream(upstream: FakeUpstream) -> FakeUpstream:
+    upstream.api_key = AZURE_KEY  # any other key is refused (the shared fixture resets it)
+    return upstream
 
 
 @pytest.fixture
@@ -96,102 +74,43 @@ def make_entra_target(make_target: MakeTarget, upstream: FakeUpstream) -> MakeTa
 
 
 @pytest.fixture
-async def adapters() -> AsyncIterator[list[ProviderAdapter]]:
-    """Adapters the test built; their HTTP pools are closed afterwards."""
-    built: list[ProviderAdapter] = []
-    yield built
-    for adapter in built:
-        await adapter.client.close()  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def connect(adapters: list[ProviderAdapter]) -> Callable[[DeploymentTarget], ProviderAdapter]:
-    def connect(target: DeploymentTarget) -> ProviderAdapter:
-        adapter = get_adapter(target)
-        if adapter not in adapters:
-            adapters.append(adapter)
-        return adapter
-
-    return connect
-
-
-@pytest.fixture
-def target(make_target: MakeTarget) -> DeploymentTarget:
-    return make_target()
-
-
-@pytest.fixture
-async def adapter(
-    connect: Callable[[DeploymentTarget], ProviderAdapter], target: DeploymentTarget
-) -> ProviderAdapter:
-    return connect(target)  # async: adapters are cached per running event loop
-
-
-@pytest.fixture
 def entra_target(make_entra_target: MakeTarget) -> DeploymentTarget:
     return make_entra_target()
 
 
 @pytest.fixture
-async def entra_adapter(
-    connect: Callable[[DeploymentTarget], ProviderAdapter], entra_target: DeploymentTarget
-) -> ProviderAdapter:
+async def entra_adapter(connect: Connect, entra_target: DeploymentTarget) -> ProviderAdapter:
     return connect(entra_target)
-
-
-def ask(text: str, **kwargs: Any) -> ChatRequest:
-    return ChatRequest(model="my-route", messages=[Message("user", text)], **kwargs)
-
-
-async def collect(
-    adapter: ProviderAdapter, request: ChatRequest, target: DeploymentTarget
-) -> list[ChatChunk]:
-    return [chunk async for chunk in adapter.chat_stream(request, target)]
 
 
 def chat_requests(upstream: FakeUpstream) -> list[RecordedRequest]:
     return [r for r in upstream.requests if r.path != TOKEN_PATH]
 
 
-def assert_not_in(exc: BaseException, *secrets: str) -> None:
-    for text in (str(exc), repr(exc), "".join(traceback.format_exception(exc))):
-        for secret in secrets:
-            assert secret not in text
-
-
 # -- api-key auth ------------------------------------------------------------------------------
 async def test_chat_through_the_deployment_url(adapter, target, upstream):
     response = await adapter.chat(ask("hello there"), target)
 
-    assert response.content == f"Echo from {DEPLOYMENT}: hello there"
-    assert response.finish_reason == "stop"
-    assert (response.usage.input_tokens, response.usage.output_tokens) == (2, 5)
-    assert response.model == "my-route"
-    assert response.served_by.provider == target.provider_name
-    assert response.served_by.upstream_model == DEPLOYMENT
+    assert_answered(response, target, f"Echo from {AZURE_DEPLOYMENT}: hello there", (2, 5))
+    assert response.served_by.upstream_model == AZURE_DEPLOYMENT
 
-    [sent] = upstream.requests
+    sent = assert_one_request(upstream)
     assert (sent.method, sent.path) == ("POST", CHAT_PATH)
     assert sent.query == {"api-version": API_VERSION}
-    assert sent.headers["api-key"] == RESOURCE_KEY
+    assert sent.headers["api-key"] == AZURE_KEY
     assert "authorization" not in sent.headers
-    assert sent.json["model"] == DEPLOYMENT
+    assert sent.json["model"] == AZURE_DEPLOYMENT
 
 
 async def test_stream_through_the_deployment_url(adapter, target, upstream):
-    chunks = await collect(adapter, ask("stream me please"), target)
+    chunks = await collect_stream(adapter, ask("stream me please"), target)
 
-    assert chunks[0].role == "assistant"
-    text = "".join(c.content or "" for c in chunks)
-    assert text == f"Echo from {DEPLOYMENT}: stream me please"
-    assert [c.finish_reason for c in chunks if c.finish_reason] == ["stop"]
-    assert chunks[-1].usage is not None
-    assert chunks[-1].usage.input_tokens == 3
+    assert_streamed_answer(chunks, f"Echo from {AZURE_DEPLOYMENT}: stream me please", 3)
 
-    [sent] = upstream.requests
+    sent = assert_one_request(upstream)
     assert sent.path == CHAT_PATH
     assert sent.query == {"api-version": API_VERSION}
-    assert sent.headers["api-key"] == RESOURCE_KEY
+    assert sent.headers["api-key"] == AZURE_KEY
     assert sent.json["stream"] is True
     assert sent.json["stream_options"] == {"include_usage": True}
 
@@ -218,58 +137,24 @@ async def test_list_models_and_health_check(adapter, target, upstream):
     ] * 2
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+@CHAT_AND_STREAM
 async def test_wrong_resource_key_is_auth_failed(connect, make_target, upstream, stream):
     target = make_target(api_key="wrong-azure-key-0123456789")
-    adapter = connect(target)
     with pytest.raises(errors.AuthFailed) as info:
-        if stream:
-            await collect(adapter, ask("hello"), target)
-        else:
-            await adapter.chat(ask("hello"), target)
+        await chat_or_stream(connect(target), ask("hello"), target, stream=stream)
     assert info.value.upstream_status == 401
     assert info.value.retryable is False
     assert info.value.provider == target.provider_name
-    assert_not_in(info.value, "wrong-azure-key-0123456789")
-    assert len(upstream.requests) == 1
-
-
-# -- error mapping (as for OpenAI) -------------------------------------------------------------
-async def test_rate_limit_carries_retry_after(adapter, target, upstream):
-    upstream.push_fault("429", retry_after=7)
-    with pytest.raises(errors.RateLimited) as info:
-        await adapter.chat(ask("hello"), target)
-    exc = info.value
-    assert exc.retry_after == 7
-    assert exc.retryable is True
-    assert exc.upstream_status == 429
-    assert exc.provider_request_id == "fake-req-1"
-    assert exc.provider == target.provider_name
-    assert_not_in(exc, RESOURCE_KEY)
-    assert len(upstream.requests) == 1  # max_retries=0
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
-async def test_server_error(adapter, target, upstream, stream):
-    upstream.push_fault("500")
-    with pytest.raises(errors.ServerError) as info:
-        if stream:
-            await collect(adapter, ask("hello"), target)
-        else:
-            await adapter.chat(ask("hello"), target)
-    assert info.value.retryable is True
-    assert info.value.upstream_status == 500
-    assert info.value.provider_request_id == "fake-req-1"
-    assert_not_in(info.value, RESOURCE_KEY)
-    assert len(upstream.requests) == 1
+    assert_secret_absent(info.value, "wrong-azure-key-0123456789")
+    assert_one_request(upstream)
 
 
 # -- Entra ID auth -----------------------------------------------------------------------------
 async def test_entra_id_chat_and_stream_use_a_bearer_token(entra_adapter, entra_target, upstream):
     response = await entra_adapter.chat(ask("hello"), entra_target)
-    assert response.content == f"Echo from {DEPLOYMENT}: hello"
-    chunks = await collect(entra_adapter, ask("stream me"), entra_target)
-    assert "".join(c.content or "" for c in chunks) == f"Echo from {DEPLOYMENT}: stream me"
+    assert response.content == f"Echo from {AZURE_DEPLOYMENT}: hello"
+    chunks = await collect_stream(entra_adapter, ask("stream me"), entra_target)
+    assert joined(chunks) == f"Echo from {AZURE_DEPLOYMENT}: stream me"
 
     token_request, *sent = upstream.requests
     assert (token_request.method, token_request.path) == ("POST", TOKEN_PATH)
@@ -334,19 +219,17 @@ async def test_wrong_client_secret_fails_at_the_token_endpoint(
     target = make_entra_target(api_key=secret)
     adapter = connect(target)
     with pytest.raises(errors.AuthFailed) as info:
-        if call == "stream":
-            await collect(adapter, ask("hello"), target)
-        elif call == "chat":
-            await adapter.chat(ask("hello"), target)
-        else:
+        if call == "list_models":
             await adapter.list_models(target)
+        else:
+            await chat_or_stream(adapter, ask("hello"), target, stream=call == "stream")
 
     exc = info.value
     assert exc.upstream_status == 401
     assert exc.retryable is False
     assert exc.provider == target.provider_name
     assert "invalid_client" in str(exc)
-    assert_not_in(exc, secret)
+    assert_secret_absent(exc, secret)
     # The token fetch failed, so no call reached the model endpoint.
     assert [r.path for r in upstream.requests] == [TOKEN_PATH]
     assert upstream.issued_tokens == []
@@ -358,4 +241,4 @@ async def test_entra_id_upstream_errors_still_map(entra_adapter, entra_target, u
     with pytest.raises(errors.RateLimited) as info:
         await entra_adapter.chat(ask("hello"), entra_target)
     assert info.value.retry_after == 3
-    assert_not_in(info.value, upstream.entra_client_secret, "fake-entra-token-1")
+    assert_secret_absent(info.value, upstream.entra_client_secret, "fake-entra-token-1")

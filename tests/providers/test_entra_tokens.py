@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import traceback
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,33 +15,16 @@ import pytest
 from providers import entra, errors
 from providers.entra import EntraTokenProvider
 from tests.fakes.upstream import FakeUpstream
+from tests.providers.support import (
+    CLIENT_ID,
+    TENANT,
+    TOKEN_PATH,
+    assert_one_request,
+    assert_secret_absent,
+    closed_port,
+)
 
-TENANT = "contoso"
-CLIENT_ID = "app-123"
 SCOPE = "https://cognitiveservices.azure.com/.default"
-TOKEN_PATH = f"/{TENANT}/oauth2/v2.0/token"
-
-
-@pytest.fixture(scope="module")
-def running_upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as upstream:
-        yield upstream
-
-
-def _forget(upstream: FakeUpstream) -> None:
-    upstream.reset()
-    upstream.issued_tokens.clear()
-    upstream.token_requests.clear()
-    upstream.entra_token_lifetime = 3600
-
-
-@pytest.fixture
-def upstream(running_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    _forget(running_upstream)
-    yield running_upstream
-    _forget(running_upstream)
-
-
 MakeProvider = Callable[..., EntraTokenProvider]
 
 
@@ -80,24 +61,13 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return fake
 
 
-def assert_not_in(exc: BaseException, secret: str) -> None:
-    for text in (str(exc), repr(exc), "".join(traceback.format_exception(exc))):
-        assert secret not in text
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # -- the client-credentials request ------------------------------------------------------------
 async def test_fetches_a_token_with_the_client_credentials_form(make_provider, upstream):
     provider = make_provider()
     assert await provider() == "fake-entra-token-1"
     assert provider.fetch_count == 1
 
-    [sent] = upstream.requests
+    sent = assert_one_request(upstream)
     assert (sent.method, sent.path) == ("POST", TOKEN_PATH)
     assert sent.headers["content-type"].startswith("application/x-www-form-urlencoded")
     form = dict(urllib.parse.parse_qsl(sent.raw.decode()))
@@ -125,7 +95,7 @@ async def test_token_is_cached(make_provider, upstream):
     tokens = [await provider() for _ in range(5)]
     assert tokens == ["fake-entra-token-1"] * 5
     assert provider.fetch_count == 1
-    assert len(upstream.requests) == 1
+    assert_one_request(upstream)
 
 
 async def test_concurrent_callers_share_one_fetch(make_provider, upstream):
@@ -135,7 +105,7 @@ async def test_concurrent_callers_share_one_fetch(make_provider, upstream):
     tokens = await asyncio.gather(*(provider() for _ in range(20)))
     assert tokens == ["fake-entra-token-1"] * 20
     assert provider.fetch_count == 1
-    assert len(upstream.requests) == 1
+    assert_one_request(upstream)
     assert upstream.issued_tokens == ["fake-entra-token-1"]
 
 
@@ -211,7 +181,7 @@ async def test_unreachable_token_endpoint_is_a_connection_failure(make_provider)
     assert exc.retryable is True
     assert exc.provider == "azure-test"
     assert exc.__cause__ is None
-    assert_not_in(exc, secret)
+    assert_secret_absent(exc, secret)
     assert provider.fetch_count == 0
 
 
@@ -225,7 +195,7 @@ async def test_wrong_client_secret_is_auth_failed(make_provider, upstream):
     assert exc.upstream_status == 401
     assert exc.provider == "azure-test"
     assert str(exc) == "Entra ID refused the client credentials (invalid_client)"
-    assert_not_in(exc, secret)
+    assert_secret_absent(exc, secret)
     assert upstream.issued_tokens == []
     # Nothing was cached: the next call asks again.
     with pytest.raises(errors.AuthFailed):
@@ -240,7 +210,7 @@ async def test_throttled_token_endpoint_is_rate_limited(make_provider, upstream)
         await provider()
     assert info.value.retry_after == 4
     assert info.value.retryable is True
-    assert_not_in(info.value, upstream.entra_client_secret)
+    assert_secret_absent(info.value, upstream.entra_client_secret)
     assert await provider() == "fake-entra-token-1"  # and it recovers
 
 
@@ -252,7 +222,7 @@ async def test_failing_token_endpoint_is_a_server_error(make_provider, upstream,
         await provider()
     assert info.value.upstream_status == int(fault)
     assert info.value.retryable is True
-    assert_not_in(info.value, upstream.entra_client_secret)
+    assert_secret_absent(info.value, upstream.entra_client_secret)
 
 
 async def test_unreadable_token_response_is_a_server_error(make_provider, upstream):
@@ -260,7 +230,7 @@ async def test_unreadable_token_response_is_a_server_error(make_provider, upstre
     provider = make_provider()
     with pytest.raises(errors.ServerError) as info:
         await provider()
-    assert_not_in(info.value, upstream.entra_client_secret)
+    assert_secret_absent(info.value, upstream.entra_client_secret)
     assert provider.fetch_count == 0
 
 
@@ -269,7 +239,7 @@ async def test_reset_by_the_token_endpoint_is_a_connection_failure(make_provider
     provider = make_provider()
     with pytest.raises(errors.ConnectionFailed) as info:
         await provider()
-    assert_not_in(info.value, upstream.entra_client_secret)
+    assert_secret_absent(info.value, upstream.entra_client_secret)
 
 
 async def test_secret_is_not_in_the_provider_repr(make_provider, upstream):

@@ -3,94 +3,24 @@ server that needs no key, through the real ``openai`` SDK and the wire-level fak
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
-
 import pytest
 
 from providers import errors
-from providers.base import DeploymentTarget, ProviderAdapter, get_adapter
 from providers.openai_adapter import PLACEHOLDER_KEY, OpenAIAdapter
-from providers.types import ChatChunk, ChatRequest, Message
 from tests.fakes.upstream import FakeUpstream
-
-MODEL = "llama-3.1-8b-instruct"
-
-
-@pytest.fixture(scope="module")
-def running_upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as upstream:  # no api_key: any (or no) credential is accepted
-        yield upstream
-
-
-@pytest.fixture
-def upstream(running_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    running_upstream.reset()
-    yield running_upstream
-    running_upstream.reset()
-
-
-MakeTarget = Callable[..., DeploymentTarget]
+from tests.providers.support import (
+    LOCAL_MODEL,
+    ask,
+    assert_answered,
+    assert_one_request,
+    assert_streamed_answer,
+    collect_stream,
+)
 
 
 @pytest.fixture
-def make_target(upstream: FakeUpstream) -> MakeTarget:
-    def make(**overrides: Any) -> DeploymentTarget:
-        fields: dict[str, Any] = {
-            "deployment_id": 21,
-            "provider_name": f"fake-vllm-{uuid.uuid4().hex[:8]}",
-            "provider_kind": "openai_compatible",
-            "upstream_model": MODEL,
-            "base_url": upstream.openai_base_url,
-            "api_key": "",  # a local server with no authentication
-            "credential_fingerprint": "",
-        }
-        fields.update(overrides)
-        return DeploymentTarget(**fields)
-
-    return make
-
-
-@pytest.fixture
-async def adapters() -> AsyncIterator[list[ProviderAdapter]]:
-    built: list[ProviderAdapter] = []
-    yield built
-    for adapter in built:
-        await adapter.client.close()  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def connect(adapters: list[ProviderAdapter]) -> Callable[[DeploymentTarget], ProviderAdapter]:
-    def connect(target: DeploymentTarget) -> ProviderAdapter:
-        adapter = get_adapter(target)
-        if adapter not in adapters:
-            adapters.append(adapter)
-        return adapter
-
-    return connect
-
-
-@pytest.fixture
-def target(make_target: MakeTarget) -> DeploymentTarget:
-    return make_target()
-
-
-@pytest.fixture
-async def adapter(
-    connect: Callable[[DeploymentTarget], ProviderAdapter], target: DeploymentTarget
-) -> ProviderAdapter:
-    return connect(target)
-
-
-def ask(text: str, **kwargs: Any) -> ChatRequest:
-    return ChatRequest(model="local-route", messages=[Message("user", text)], **kwargs)
-
-
-async def collect(
-    adapter: ProviderAdapter, request: ChatRequest, target: DeploymentTarget
-) -> list[ChatChunk]:
-    return [chunk async for chunk in adapter.chat_stream(request, target)]
+def kind() -> str:
+    return "openai_compatible"  # the upstream fixture needs no key: any (or none) is accepted
 
 
 async def test_the_kind_uses_the_openai_adapter(adapter):
@@ -100,31 +30,23 @@ async def test_the_kind_uses_the_openai_adapter(adapter):
 async def test_chat_without_a_key(adapter, target, upstream):
     response = await adapter.chat(ask("hello there", max_tokens=50), target)
 
-    assert response.content == f"Echo from {MODEL}: hello there"
-    assert response.finish_reason == "stop"
-    assert (response.usage.input_tokens, response.usage.output_tokens) == (2, 5)
-    assert response.model == "local-route"
-    assert response.served_by.provider == target.provider_name
-    assert response.served_by.upstream_model == MODEL
+    assert_answered(response, target, f"Echo from {LOCAL_MODEL}: hello there", (2, 5))
+    assert response.served_by.upstream_model == LOCAL_MODEL
 
-    [sent] = upstream.requests
+    sent = assert_one_request(upstream)
     assert (sent.method, sent.path) == ("POST", "/v1/chat/completions")
-    assert sent.json["model"] == MODEL
+    assert sent.json["model"] == LOCAL_MODEL
     assert sent.json["max_tokens"] == 50
     # The SDK insists on a key; the adapter sends a placeholder the server ignores.
     assert sent.headers["authorization"] == f"Bearer {PLACEHOLDER_KEY}"
 
 
 async def test_stream_without_a_key(adapter, target, upstream):
-    chunks = await collect(adapter, ask("stream me please"), target)
+    chunks = await collect_stream(adapter, ask("stream me please"), target)
 
-    assert chunks[0].role == "assistant"
-    assert "".join(c.content or "" for c in chunks) == f"Echo from {MODEL}: stream me please"
-    assert [c.finish_reason for c in chunks if c.finish_reason] == ["stop"]
-    assert chunks[-1].usage is not None
-    assert chunks[-1].usage.input_tokens == 3
+    assert_streamed_answer(chunks, f"Echo from {LOCAL_MODEL}: stream me please", 3)
 
-    [sent] = upstream.requests
+    sent = assert_one_request(upstream)
     assert sent.path == "/v1/chat/completions"
     assert sent.json["stream"] is True
     assert sent.headers["authorization"] == f"Bearer {PLACEHOLDER_KEY}"
@@ -150,7 +72,7 @@ async def test_a_configured_key_is_sent(connect, make_target, upstream):
     adapter = connect(target)
 
     await adapter.chat(ask("hello"), target)
-    await collect(adapter, ask("hello"), target)
+    await collect_stream(adapter, ask("hello"), target)
     await adapter.list_models(target)
 
     assert [r.headers["authorization"] for r in upstream.requests] == [f"Bearer {key}"] * 3
@@ -168,4 +90,4 @@ async def test_a_server_that_wants_a_key_refuses_the_placeholder(connect, make_t
             credential_fingerprint="fp-guarded",
         )
         response = await connect(keyed).chat(ask("hello"), keyed)
-        assert response.content == f"Echo from {MODEL}: hello"
+        assert response.content == f"Echo from {LOCAL_MODEL}: hello"
