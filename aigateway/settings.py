@@ -137,6 +137,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "providers.credentials_housekeeping",
         "schedule": env_float("AIGATEWAY_HOUSEKEEPING_SECONDS", 300.0),
     },
+    "probe-deployments": {
+        "task": "routing.probe_deployments",
+        "schedule": env_float("AIGATEWAY_PROBE_SECONDS", 60.0),
+    },
 }
 
 # Upstream HTTP behaviour (adapters). Retries are owned by the resilience layer, never the SDK.
@@ -146,6 +150,13 @@ AIGATEWAY_UPSTREAM_MAX_CONNECTIONS = env_int("AIGATEWAY_UPSTREAM_MAX_CONNECTIONS
 # How long an authenticated key / route table may be served from the in-process cache before
 # the shared config version is checked again (bounds how fast a revocation reaches all workers).
 AIGATEWAY_CONFIG_CACHE_SECONDS = env_float("AIGATEWAY_CONFIG_CACHE_SECONDS", 1.0)
+# Circuit breaker per deployment (state shared through Redis when REDIS_URL is set).
+AIGATEWAY_BREAKER_FAILURES = env_int("AIGATEWAY_BREAKER_FAILURES", 5)  # consecutive
+AIGATEWAY_BREAKER_FAILURE_RATE = env_float("AIGATEWAY_BREAKER_FAILURE_RATE", 0.5)
+AIGATEWAY_BREAKER_MIN_REQUESTS = env_int("AIGATEWAY_BREAKER_MIN_REQUESTS", 20)
+AIGATEWAY_BREAKER_WINDOW_SECONDS = env_float("AIGATEWAY_BREAKER_WINDOW_SECONDS", 60.0)
+AIGATEWAY_BREAKER_RECOVERY_SECONDS = env_float("AIGATEWAY_BREAKER_RECOVERY_SECONDS", 30.0)
+AIGATEWAY_BREAKER_PROBE_TIMEOUT_SECONDS = env_float("AIGATEWAY_BREAKER_PROBE_TIMEOUT_SECONDS", 30.0)
 # Usage records are buffered and written in batches off the request path.
 AIGATEWAY_USAGE_FLUSH_SECONDS = env_float("AIGATEWAY_USAGE_FLUSH_SECONDS", 1.0)
 AIGATEWAY_USAGE_FLUSH_BATCH = env_int("AIGATEWAY_USAGE_FLUSH_BATCH", 500)

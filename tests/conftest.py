@@ -25,13 +25,20 @@ from aigateway.usage.recorder import usage_recorder
 TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")
 
 
+def _clear_process_state() -> None:
+    from aigateway.gateway import breaker, latency
+
+    config_cache.clear()
+    usage_recorder._buffer.clear()
+    breaker._in_process._breakers.clear()  # deployment ids repeat across tests
+    latency._local.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
-    config_cache.clear()
-    usage_recorder._buffer.clear()
+    _clear_process_state()
     yield
-    config_cache.clear()
-    usage_recorder._buffer.clear()
+    _clear_process_state()
     reset_clients()
 
 

@@ -42,6 +42,19 @@ def _bearer_key(request: HttpRequest) -> str:
     return request.headers.get("x-api-key", "").strip()
 
 
+def _client_timeout(request: HttpRequest) -> float | None:
+    """The caller's timeout in seconds, if it says (the openai and anthropic SDKs send
+    X-Stainless-Timeout; others may send X-AIGateway-Timeout). Retries stay within it."""
+    for header in ("X-AIGateway-Timeout", "X-Stainless-Timeout"):
+        try:
+            value = float(request.headers.get(header, ""))
+        except ValueError:
+            continue
+        if 0 < value < 86_400:
+            return value
+    return None
+
+
 def error_response(exc: GatewayError, request_id: str) -> JsonResponse:
     response = JsonResponse(exc.body(request_id), status=exc.status_code)
     for name, value in exc.headers.items():
@@ -101,7 +114,9 @@ def _outcome_headers(response: HttpResponseBase, outcome: CallOutcome) -> None:
 async def chat_completions(request: HttpRequest, request_id: str) -> HttpResponseBase:
     principal = await authenticate_api_key(_bearer_key(request))
     chat_request = parse_chat_request(read_json_body(request))
-    ctx = CallContext(request_id=request_id, principal=principal)
+    ctx = CallContext(
+        request_id=request_id, principal=principal, client_timeout=_client_timeout(request)
+    )
     if not chat_request.stream:
         result, outcome = await chat_complete(ctx, chat_request)
         response = JsonResponse(chat_response_to_openai(result))

@@ -80,12 +80,17 @@ class UpstreamFailed(GatewayError):
 
     error_type = "api_error"
 
-    def __init__(self, cause: ProviderError, *, attempts: int) -> None:
+    def __init__(
+        self, cause: ProviderError, *, attempts: int, trail: list[str] | None = None
+    ) -> None:
         message = cause.message
-        if attempts > 1:
+        if trail and len(trail) > 1:
+            # Every attempt, so an operator sees the whole story: "deployment: error".
+            message = "All attempts failed: " + "; ".join(trail)
+        elif attempts > 1:
             message += f" (after {attempts} attempts)"
         if cause.provider_request_id:
-            message += f"; upstream request id {cause.provider_request_id}"
+            message += f"; last upstream request id {cause.provider_request_id}"
         headers = {}
         retry_after = getattr(cause, "retry_after", None)
         if retry_after is not None:

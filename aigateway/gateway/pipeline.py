@@ -18,9 +18,16 @@ from django.utils import timezone
 from aigateway.gateway import cache, limits
 from aigateway.gateway.errors import GatewayError
 from aigateway.gateway.principal import Principal
-from aigateway.gateway.resilience import Attempts, resilient_chat, resilient_stream_open
+from aigateway.gateway.resilience import (
+    Attempts,
+    breaker_note,
+    health_failure,
+    resilient_chat,
+    resilient_stream_open,
+)
 from aigateway.gateway.routes import RouteConfig, route_resolve
 from aigateway.usage.recorder import UsageEntry, usage_recorder
+from providers.errors import ProviderError
 from providers.pricing import call_cost
 from providers.tokens import count_prompt_tokens
 from providers.types import ChatChunk, ChatRequest, ChatResponse, ServedBy, Usage
@@ -33,6 +40,16 @@ class CallContext:
     source: str = "api"  # api, playground, batch
     started: float = field(default_factory=time.perf_counter)
     created_at: datetime = field(default_factory=timezone.now)
+    # The caller's own timeout, when it told us (the openai SDK sends X-Stainless-Timeout).
+    client_timeout: float | None = None
+    monotonic_start: float = field(default_factory=time.monotonic)
+
+    def deadline(self, route: RouteConfig) -> float:
+        """Retries and failovers never run past the route's or the caller's timeout."""
+        budget = route.policy.timeout
+        if self.client_timeout is not None:
+            budget = min(budget, self.client_timeout)
+        return self.monotonic_start + budget
 
 
 @dataclass(slots=True)
@@ -130,7 +147,7 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
             _record(ctx, request, outcome, status_code=200, usage=Usage())
             return cached, outcome
         try:
-            response = await resilient_chat(route, request, outcome.attempts)
+            response = await resilient_chat(route, request, outcome.attempts, ctx.deadline(route))
         except GatewayError:
             await lease.settle(None)
             raise
@@ -166,7 +183,9 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
     async with _recording_failures(ctx, request, outcome):
         route, lease = await _admit(ctx, request, outcome)
         try:
-            opened = await resilient_stream_open(route, request, outcome.attempts)
+            opened = await resilient_stream_open(
+                route, request, outcome.attempts, ctx.deadline(route)
+            )
         except GatewayError:
             await lease.settle(None)
             raise
@@ -191,6 +210,8 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
         except BaseException as exc:  # includes client disconnect (CancelledError)
             error_type = getattr(exc, "kind", None) or type(exc).__name__
             status = 499 if not hasattr(exc, "kind") else 502
+            if isinstance(exc, ProviderError) and health_failure(exc):
+                await breaker_note(target, ok=False)
             raise
         finally:
             if usage is None:  # cut short: count what was produced (~4 chars per token)

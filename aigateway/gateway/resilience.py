@@ -1,20 +1,31 @@
-"""Resilience stage: try a route's deployments in order and fail over on retryable errors.
+"""Resilience: retries with backoff and jitter, the circuit breaker, and failover.
 
-This first cut does ordered failover with one attempt per deployment. The resilience issue
-adds retries with backoff and jitter, the shared circuit breaker and the other strategies
-behind the same two functions.
+A *round* tries each deployment of the route once, in the route's strategy order, skipping
+deployments whose breaker is open. Failing over to the next deployment happens at once
+(no sleep) when the route allows it for that error. When a round ends without an answer and
+a retry can help, the call waits — the upstream's ``retry-after`` if it sent one, else
+exponential backoff with full jitter — and starts another round, at most ``max_retries``
+times, never past the request's deadline. Errors caused by the caller's input (400) are
+neither retried nor failed over. A stream may fail over only until its first chunk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from aigateway.gateway.breaker import BreakerConfig, Decision, breaker_store
+from aigateway.gateway.breaker_events import breaker_transition_recorded
 from aigateway.gateway.errors import UpstreamFailed
-from aigateway.gateway.routes import RouteConfig
+from aigateway.gateway.latency import latency_record, latency_snapshot
+from aigateway.gateway.routes import RetryPolicy, RouteConfig
+from aigateway.gateway.strategies import full_jitter_delay, order_deployments
+from providers import errors
 from providers.base import DeploymentTarget, get_adapter
-from providers.errors import ProviderError, ServerError
 from providers.types import ChatChunk, ChatRequest, ChatResponse
 
 logger = logging.getLogger(__name__)
@@ -22,55 +33,160 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Attempts:
-    """What happened on the way to an answer: for headers, usage and the audit log."""
+    """What happened on the way to an answer: for headers, usage and the error trail."""
 
     count: int = 0
     failovers: int = 0
+    retries: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def note(self, target: DeploymentTarget, kind: str) -> None:
+        where = f"{target.provider_name}/{target.upstream_model}"
+        self.errors.append(f"{where} (deployment {target.deployment_id}): {kind}")
 
-def _no_deployments(route: RouteConfig) -> UpstreamFailed:
-    return UpstreamFailed(
-        ServerError(f"route '{route.name}' has no enabled deployment"), attempts=0
+
+def health_failure(exc: errors.ProviderError) -> bool:
+    """Does this error say the deployment is unhealthy (as opposed to a bad request)?"""
+    return exc.retryable or isinstance(exc, errors.AuthFailed)
+
+
+def _may_fail_over(exc: errors.ProviderError, policy: RetryPolicy) -> bool:
+    if isinstance(exc, errors.RateLimited):
+        return policy.on_rate_limit
+    if isinstance(exc, errors.ContextTooLong):
+        return policy.on_context_window
+    if isinstance(exc, errors.ContentFiltered):
+        return policy.on_content_filter
+    if isinstance(exc, errors.BadRequest):
+        return False
+    return policy.on_errors  # server errors, timeouts, resets, refused credentials
+
+
+async def breaker_note(target: DeploymentTarget, *, ok: bool) -> None:
+    """Feed a call's outcome to the deployment's breaker (fail open if Redis is down)."""
+    if target.deployment_id is None:
+        return
+    try:
+        transition = await breaker_store().record(
+            target.deployment_id, time.time(), ok, BreakerConfig.from_settings()
+        )
+    except Exception:  # noqa: BLE001 - the breaker must not fail the call
+        logger.warning("breaker store unreachable; outcome not recorded")
+        return
+    if transition is not None:
+        breaker_transition_recorded(transition)
+
+
+async def _admitted(target: DeploymentTarget) -> bool:
+    if target.deployment_id is None:
+        return True
+    try:
+        decision, transition = await breaker_store().allow(
+            target.deployment_id, time.time(), BreakerConfig.from_settings()
+        )
+    except Exception:  # noqa: BLE001 - fail open
+        logger.warning("breaker store unreachable; allowing the call")
+        return True
+    if transition is not None:
+        breaker_transition_recorded(transition)
+    return decision is not Decision.REJECT
+
+
+async def _ordered(route: RouteConfig) -> list[DeploymentTarget]:
+    latency = {}
+    if route.strategy == "lowest_latency":
+        latency = await latency_snapshot([d.deployment_id for d in route.deployments])
+    return order_deployments(
+        route.strategy, route.deployments, weights=route.weights, latency_ms=latency
     )
 
 
-async def _run_in_order[T](
+async def _run_resilient[T](
     route: RouteConfig,
     attempts: Attempts,
+    deadline: float,
     call: Callable[[DeploymentTarget], Awaitable[T]],
 ) -> T:
-    if not route.deployments:
-        raise _no_deployments(route)
-    last_error: ProviderError | None = None
-    for index, target in enumerate(route.deployments):
-        attempts.count += 1
-        if index > 0:
-            attempts.failovers += 1
-        try:
-            return await call(target)
-        except ProviderError as exc:
-            attempts.errors.append(f"{target.provider_name}:{exc.kind}")
-            logger.warning(
-                "deployment %s (%s) failed: %s",
-                target.deployment_id,
-                target.provider_name,
-                exc.kind,
-            )
-            last_error = exc
-            if not exc.retryable:
+    policy = route.policy
+    candidates = await _ordered(route)
+    last_error: errors.ProviderError | None = None
+    last_target: int | None = None
+    for round_index in range(policy.max_retries + 1):
+        retry_after: float | None = None
+        retry_helps = False
+        context_floor = -1  # after a context overflow, only larger windows are worth trying
+        for target in list(candidates):
+            if (
+                context_floor >= 0
+                and route.max_context.get(target.deployment_id, 0) <= context_floor
+            ):
+                continue
+            if not await _admitted(target):
+                attempts.note(target, "circuit_open")
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 break
-    assert last_error is not None
-    raise UpstreamFailed(last_error, attempts=attempts.count)
+            if attempts.count and target.deployment_id != last_target:
+                attempts.failovers += 1
+            attempts.count += 1
+            last_target = target.deployment_id
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(remaining):
+                    result = await call(target)
+            except TimeoutError:
+                exc: errors.ProviderError = errors.UpstreamTimeout(
+                    "the request deadline passed", provider=target.provider_name
+                )
+            except errors.ProviderError as caught:
+                exc = caught
+            else:
+                await breaker_note(target, ok=True)
+                await latency_record(target.deployment_id, (time.monotonic() - started) * 1000)
+                return result
+            await breaker_note(target, ok=not health_failure(exc))
+            attempts.note(target, exc.kind)
+            last_error = exc
+            if not _may_fail_over(exc, policy):
+                if not exc.retryable:
+                    raise UpstreamFailed(exc, attempts=attempts.count, trail=attempts.errors)
+                candidates = [target]  # retry here only: this route does not fail over for it
+                retry_helps = True
+                break
+            if isinstance(exc, errors.ContextTooLong):
+                context_floor = route.max_context.get(target.deployment_id, 0) or math.inf  # type: ignore[assignment]
+            if exc.retryable:
+                retry_helps = True
+                if isinstance(exc, errors.RateLimited) and exc.retry_after is not None:
+                    retry_after = max(retry_after or 0.0, exc.retry_after)
+        if not retry_helps or round_index == policy.max_retries:
+            break
+        delay = (
+            retry_after
+            if retry_after is not None
+            else full_jitter_delay(round_index, base=policy.backoff_base, cap=policy.backoff_cap)
+        )
+        if time.monotonic() + delay >= deadline:
+            break  # waiting would outlast the caller's deadline
+        attempts.retries += 1
+        await asyncio.sleep(delay)
+    if last_error is None:
+        last_error = errors.Overloaded(
+            f"no deployment of route '{route.name}' is available (circuit breakers open)"
+            if route.deployments
+            else f"route '{route.name}' has no enabled deployment"
+        )
+    raise UpstreamFailed(last_error, attempts=attempts.count, trail=attempts.errors)
 
 
 async def resilient_chat(
-    route: RouteConfig, request: ChatRequest, attempts: Attempts
+    route: RouteConfig, request: ChatRequest, attempts: Attempts, deadline: float
 ) -> ChatResponse:
     async def call(target: DeploymentTarget) -> ChatResponse:
         return await get_adapter(target).chat(request, target)
 
-    return await _run_in_order(route, attempts, call)
+    return await _run_resilient(route, attempts, deadline, call)
 
 
 @dataclass(slots=True)
@@ -83,14 +199,14 @@ class OpenedStream:
 
 
 async def resilient_stream_open(
-    route: RouteConfig, request: ChatRequest, attempts: Attempts
+    route: RouteConfig, request: ChatRequest, attempts: Attempts, deadline: float
 ) -> OpenedStream:
     async def call(target: DeploymentTarget) -> OpenedStream:
         iterator = aiter(get_adapter(target).chat_stream(request, target))
         try:
             first = await anext(iterator)
         except StopAsyncIteration:
-            raise ServerError("the upstream closed the stream without data") from None
+            raise errors.ServerError("the upstream closed the stream without data") from None
         return OpenedStream(target=target, first=first, rest=iterator)
 
-    return await _run_in_order(route, attempts, call)
+    return await _run_resilient(route, attempts, deadline, call)

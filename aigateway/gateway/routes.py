@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aigateway.core.config_cache import config_cache
 from aigateway.gateway.errors import ModelNotFound
@@ -15,10 +15,25 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 3
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    timeout: float = 600.0
+    on_errors: bool = True
+    on_rate_limit: bool = True
+    on_context_window: bool = True
+    on_content_filter: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RouteConfig:
     name: str
     strategy: str
     deployments: tuple[DeploymentTarget, ...]
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    weights: dict[int | None, int] = field(default_factory=dict)
+    max_context: dict[int | None, int] = field(default_factory=dict)
 
 
 _NO_ROUTE = RouteConfig(name="", strategy="", deployments=())  # cached negative answer
@@ -32,7 +47,7 @@ def _load_route(name: str) -> RouteConfig:
     if route is None:
         return _NO_ROUTE
     targets = []
-    deployments = (
+    deployments = list(
         Deployment.objects.filter(route=route, enabled=True, provider__enabled=True)
         .select_related("provider", "credential")
         .order_by("priority", "id")
@@ -66,7 +81,27 @@ def _load_route(name: str) -> RouteConfig:
                 options=tuple(sorted((deployment.provider.options or {}).items())),
             )
         )
-    return RouteConfig(name=route.name, strategy=route.strategy, deployments=tuple(targets))
+    weights: dict[int | None, int] = {d.pk: d.weight for d in deployments}
+    contexts: dict[int | None, int] = {
+        d.pk: d.max_context_tokens for d in deployments if d.max_context_tokens
+    }
+    return RouteConfig(
+        name=route.name,
+        strategy=route.strategy,
+        deployments=tuple(targets),
+        policy=RetryPolicy(
+            max_retries=route.max_retries,
+            backoff_base=route.backoff_base_seconds,
+            backoff_cap=route.backoff_cap_seconds,
+            timeout=route.timeout_seconds,
+            on_errors=route.fallback_on_errors,
+            on_rate_limit=route.fallback_on_rate_limit,
+            on_context_window=route.fallback_on_context_window,
+            on_content_filter=route.fallback_on_content_filter,
+        ),
+        weights=weights,
+        max_context=contexts,
+    )
 
 
 async def route_resolve(principal: Principal, model: str) -> RouteConfig:
