@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aigateway.core.config_cache import config_cache
 from aigateway.gateway.errors import ModelNotFound
 from aigateway.gateway.principal import Principal
 from providers.base import DeploymentTarget
+
+if TYPE_CHECKING:
+    from aigateway.routing.models import Deployment
 from providers.crypto import SecretDecryptionError, fingerprint
 
 logger = logging.getLogger(__name__)
@@ -39,9 +43,41 @@ class RouteConfig:
 _NO_ROUTE = RouteConfig(name="", strategy="", deployments=())  # cached negative answer
 
 
+def deployment_target(deployment: Deployment) -> DeploymentTarget | None:
+    """What an adapter needs to call this deployment (secret included), or None when its
+    credential cannot be decrypted (logged by fingerprint)."""
+    from providers.models import CredentialStatus
+
+    credential = deployment.credential
+    if credential is None or credential.status != CredentialStatus.ACTIVE:
+        # Pinned credentials that are retiring/retired give way to the provider's newest.
+        credential = deployment.provider.active_credential()
+    api_key = ""
+    if credential is not None:
+        try:
+            api_key = credential.reveal()
+        except SecretDecryptionError:
+            logger.error(
+                "credential %s of provider %s cannot be decrypted; deployment %s skipped",
+                credential.fingerprint,
+                deployment.provider.name,
+                deployment.pk,
+            )
+            return None
+    return DeploymentTarget(
+        deployment_id=deployment.pk,
+        provider_name=deployment.provider.name,
+        provider_kind=deployment.provider.kind,
+        upstream_model=deployment.upstream_model,
+        base_url=deployment.provider.base_url,
+        api_key=api_key,
+        credential_fingerprint=fingerprint(api_key) if api_key else "",
+        options=tuple(sorted((deployment.provider.options or {}).items())),
+    )
+
+
 def _load_route(name: str) -> RouteConfig:
     from aigateway.routing.models import Deployment, Route
-    from providers.models import CredentialStatus
 
     route = Route.objects.filter(name=name).first()
     if route is None:
@@ -53,34 +89,9 @@ def _load_route(name: str) -> RouteConfig:
         .order_by("priority", "id")
     )
     for deployment in deployments:
-        credential = deployment.credential
-        if credential is None or credential.status != CredentialStatus.ACTIVE:
-            # Pinned credentials that are retiring/retired give way to the provider's newest.
-            credential = deployment.provider.active_credential()
-        api_key = ""
-        if credential is not None:
-            try:
-                api_key = credential.reveal()
-            except SecretDecryptionError:
-                logger.error(
-                    "credential %s of provider %s cannot be decrypted; deployment %s skipped",
-                    credential.fingerprint,
-                    deployment.provider.name,
-                    deployment.pk,
-                )
-                continue
-        targets.append(
-            DeploymentTarget(
-                deployment_id=deployment.pk,
-                provider_name=deployment.provider.name,
-                provider_kind=deployment.provider.kind,
-                upstream_model=deployment.upstream_model,
-                base_url=deployment.provider.base_url,
-                api_key=api_key,
-                credential_fingerprint=fingerprint(api_key) if api_key else "",
-                options=tuple(sorted((deployment.provider.options or {}).items())),
-            )
-        )
+        target = deployment_target(deployment)
+        if target is not None:
+            targets.append(target)
     weights: dict[int | None, int] = {d.pk: d.weight for d in deployments}
     contexts: dict[int | None, int] = {
         d.pk: d.max_context_tokens for d in deployments if d.max_context_tokens

@@ -1,0 +1,75 @@
+"""Admin actions on routing state: forcing, resetting and reading circuit breakers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from asgiref.sync import async_to_sync
+from django.contrib.auth.models import AbstractBaseUser
+
+from aigateway.audit.services import audit_record
+from aigateway.gateway.breaker import BreakerConfig, BreakerState, Transition, breaker_store
+from aigateway.gateway.breaker_events import store_transition
+from aigateway.routing.models import Deployment
+
+BREAKER_MODES = ("open", "closed", "reset")
+
+
+@dataclass(frozen=True)
+class DeploymentBreaker:
+    deployment: Deployment
+    breaker: BreakerState
+
+
+def breaker_force(
+    *, deployment: Deployment, mode: str, reason: str, actor: AbstractBaseUser | None = None
+) -> Transition:
+    """Force a breaker open (maintenance) or closed, or reset it. A reason is required;
+    the transition is stored with it and audited."""
+    if mode not in BREAKER_MODES:
+        raise ValueError(f"mode must be one of {', '.join(BREAKER_MODES)}")
+    if not reason.strip():
+        raise ValueError("a reason is required")
+
+    async def force() -> Transition:
+        return await breaker_store().force(deployment.pk, mode)
+
+    transition = async_to_sync(force)()
+    who = actor.get_username() if actor is not None and actor.pk else "cli"
+    recorded = Transition(
+        transition.deployment_id,
+        transition.from_state,
+        transition.to_state,
+        f"{mode} by {who}: {reason.strip()}",
+    )
+    store_transition(recorded, actor_id=actor.pk if actor is not None else None)
+    audit_record(
+        action=f"breaker.{mode}",
+        target_type="deployment",
+        target_id=deployment.pk,
+        target_label=str(deployment),
+        actor=actor,
+        actor_label="cli",
+        details={
+            "reason": reason.strip(),
+            "from": transition.from_state,
+            "to": transition.to_state,
+        },
+    )
+    return recorded
+
+
+def breakers_list() -> list[DeploymentBreaker]:
+    deployments = list(
+        Deployment.objects.select_related("route", "provider").order_by("route__name", "priority")
+    )
+    cfg, now = BreakerConfig.from_settings(), time.time()
+
+    async def states() -> list[BreakerState]:
+        store = breaker_store()
+        return [await store.snapshot(d.pk, now, cfg) for d in deployments]
+
+    return [
+        DeploymentBreaker(d, s) for d, s in zip(deployments, async_to_sync(states)(), strict=True)
+    ]
