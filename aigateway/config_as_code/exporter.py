@@ -5,7 +5,9 @@ Environment-variable credentials export as ``secret: env:NAME``; encrypted ones 
 display ``prefix`` for recognition (apply ignores it). Active and retiring credentials are
 exported; pending (a rotation in progress) and retired ones are not. Provider options whose
 name looks like a secret (only possible if set outside the file) are left out and reported.
-Prices export as decimal strings. Ordering is deterministic.
+Prices export as decimal strings. Every route exports its ``retries`` and ``fallback_on``
+blocks with every key, defaults included; a deployment its ``max_context_tokens`` when set,
+never its health-probe data (``last_probe_*``). Ordering is deterministic.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import yaml
 from aigateway.config_as_code.providers_routes import LIVE
 from aigateway.config_as_code.reader import STORED, secret_like
 from aigateway.config_as_code.schema import VERSION
-from aigateway.config_as_code.specs import decimal_text
+from aigateway.config_as_code.specs import ROUTE_SETTINGS, decimal_text
 from aigateway.routing.models import Route
 from auth.models import ApiKey, Organisation, Team
 from providers.models import ModelPrice, Provider
@@ -68,13 +70,19 @@ def _route(route: Route) -> dict[str, Any]:
         item: dict[str, Any] = {"provider": d.provider.name, "model": d.upstream_model}
         if d.credential is not None:
             item["credential"] = d.credential.name
-        deployments.append(item | {"weight": d.weight, "enabled": d.enabled})
-    return {
+        item |= {"weight": d.weight, "enabled": d.enabled}
+        if d.max_context_tokens is not None:
+            item["max_context_tokens"] = d.max_context_tokens
+        deployments.append(item)
+    data: dict[str, Any] = {
         "name": route.name,
         "description": route.description,
         "strategy": route.strategy,
-        "deployments": deployments,
     }
+    for block, key, name, default in ROUTE_SETTINGS:  # always written, in the table's order
+        value = getattr(route, name)
+        data.setdefault(block, {})[key] = type(default)(value)
+    return data | {"deployments": deployments}
 
 
 def _prices() -> list[dict[str, Any]]:

@@ -115,13 +115,18 @@ class Planner:
         obj: Any,
         wanted: dict[str, Any],
         also: tuple[str, ...] = (),
+        labels: dict[str, str] | None = None,
     ) -> None:
-        """Plan one update of ``obj`` covering every field that differs from ``wanted``."""
+        """Plan one update of ``obj`` covering every field that differs from ``wanted``.
+        ``labels``: how the diff names a field (its place in the file), if not by name."""
         if obj is None:
             return
+        labels = labels or {}
         diff = {k: v for k, v in wanted.items() if differs(getattr(obj, k), v)}
         if diff:
-            notes = "; ".join(describe(k, getattr(obj, k), v) for k, v in diff.items())
+            notes = "; ".join(
+                describe(labels.get(k, k), getattr(obj, k), v) for k, v in diff.items()
+            )
             self.add("update", kind, name, notes, lambda: save_fields(obj, diff, also=also))
 
     def check_provider(self, name: str, path: str) -> None:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from aigateway.config_as_code.planning import Planner, fmt
 from aigateway.config_as_code.specs import (
+    SETTING_LABELS,
     ConfigError,
     CredentialSpec,
     PriceSpec,
@@ -32,7 +33,10 @@ from providers.services import (
 # The credentials a file describes: export writes them, apply compares them, and retires
 # those a declared provider no longer lists. Pending ones belong to a rotation in progress.
 LIVE = (CredentialStatus.ACTIVE, CredentialStatus.RETIRING)
-DeploymentTuple = tuple[str, str, str, int, bool]  # provider, model, credential, weight, on
+# provider, model, credential, weight, enabled, max_context_tokens
+DeploymentTuple = tuple[str, str, str, int, bool, int | None]
+# What apply sets on a deployment row; never the runtime health data (last_probe_*).
+DEPLOYMENT_SETTINGS = ["credential", "priority", "weight", "enabled", "max_context_tokens"]
 
 
 # -- providers and credentials -------------------------------------------------------------
@@ -120,9 +124,12 @@ def _reactivate(credential: Credential) -> None:
 
 
 # -- routes and deployments ----------------------------------------------------------------
-def _dep_label(provider: str, model: str, credential: str, weight: int, enabled: bool) -> str:
+def _dep_label(
+    provider: str, model: str, credential: str, weight: int, enabled: bool, context: int | None
+) -> str:
     extras = [f"credential {credential}"] if credential else []
     extras += [f"weight {weight}"] if weight != 1 else []
+    extras += [f"max_context_tokens {context}"] if context is not None else []
     extras += [] if enabled else ["disabled"]
     return f"{provider}:{model}" + (f" ({', '.join(extras)})" if extras else "")
 
@@ -141,16 +148,25 @@ def plan_route(p: Planner, spec: RouteSpec) -> None:
                 f"{dep.path}.credential: unknown credential '{dep.credential}' "
                 f"of provider '{dep.provider}'"
             )
-        wanted.append((dep.provider, dep.model, dep.credential, dep.weight, dep.enabled))
+        wanted.append(
+            (
+                dep.provider,
+                dep.model,
+                dep.credential,
+                dep.weight,
+                dep.enabled,
+                dep.max_context_tokens,
+            )
+        )
     labels = [_dep_label(*d) for d in wanted]
     route = Route.objects.filter(name=spec.name).first()
-    fields = {"description": spec.description, "strategy": spec.strategy}
+    fields = {"description": spec.description, "strategy": spec.strategy, **spec.settings}
     sync = partial(_sync_deployments, spec.name, wanted)
     if route is None:
         create = lambda: (Route.objects.create(name=spec.name, **fields), sync())  # noqa: E731
         p.add("create", "route", spec.name, f"deployments {fmt(labels)}", create)
         return
-    p.update("route", spec.name, route, fields)
+    p.update("route", spec.name, route, fields, labels=SETTING_LABELS)
     rows = list(route.deployments.select_related("provider", "credential"))
     current = [
         (
@@ -159,6 +175,7 @@ def plan_route(p: Planner, spec: RouteSpec) -> None:
             d.credential.name if d.credential else "",
             d.weight,
             d.enabled,
+            d.max_context_tokens,
         )
         for d in rows
     ]
@@ -174,7 +191,7 @@ def _sync_deployments(route_name: str, wanted: list[DeploymentTuple]) -> None:
     the same provider and model so deployment ids in usage records stay meaningful."""
     route = Route.objects.get(name=route_name)
     pool = list(route.deployments.all())
-    for priority, (provider_name, model, credential, weight, enabled) in enumerate(wanted):
+    for priority, (provider_name, model, credential, weight, on, context) in enumerate(wanted):
         provider = Provider.objects.get(name=provider_name)
         row = next(
             (d for d in pool if d.provider_id == provider.pk and d.upstream_model == model), None
@@ -184,8 +201,9 @@ def _sync_deployments(route_name: str, wanted: list[DeploymentTuple]) -> None:
         else:
             pool.remove(row)
         row.credential = provider.credentials.get(name=credential) if credential else None
-        row.priority, row.weight, row.enabled = priority, weight, enabled
-        row.save()
+        row.priority, row.weight, row.enabled = priority, weight, on
+        row.max_context_tokens = context
+        row.save(update_fields=None if row.pk is None else DEPLOYMENT_SETTINGS)
     for row in pool:
         row.delete()
 

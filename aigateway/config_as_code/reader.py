@@ -15,6 +15,7 @@ STORED = "stored"
 # Provider options never hold secrets; an option *named* like one is refused.
 SECRET_NAME = re.compile(r"secret|key|password|token", re.IGNORECASE)
 MAX_DIGITS, DECIMAL_PLACES = 12, 6  # ModelPrice's DecimalFields
+MAX_INT = 2_147_483_647  # a PositiveIntegerField's upper bound (PostgreSQL integer)
 
 
 def secret_like(name: str) -> bool:
@@ -69,11 +70,44 @@ class Fields:
             raise self.fail(key, "must be true or false")
         return value
 
-    def number(self, key: str, default: int, minimum: int = 0) -> int:
+    def number(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
         value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"must be an integer >= {minimum}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < minimum
+            or (maximum is not None and value > maximum)
+        ):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            raise self.fail(key, f"must be an integer {bounds}")
         return value
+
+    def positive(self, key: str) -> int | None:
+        """An optional positive integer (a PositiveIntegerField): absent or null → None."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
+            raise self.fail(key, f"must be a positive integer (at most {MAX_INT}) or omitted")
+        return value
+
+    def real(self, key: str, default: float) -> float:
+        """A finite number (integer or decimal, not a string), as a float."""
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, "must be a number")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.fail(key, "must be a finite number")
+        return number
+
+    def block(self, key: str, fields: tuple[str, ...]) -> Fields:
+        """A nested mapping (``retries: {…}``); absent or null reads as empty (defaults)."""
+        value = self.data.get(key)
+        return Fields({} if value is None else value, self.at(key), fields)
 
     def decimal(self, key: str) -> Decimal:
         """A price: a decimal string ("2.50") or a number, >= 0, at most 6 decimal places."""

@@ -18,6 +18,7 @@ from django.core.validators import URLValidator
 
 from aigateway.config_as_code.reader import STORED, Fields
 from aigateway.config_as_code.specs import (
+    ROUTE_SETTINGS,
     ApiKeySpec,
     ConfigError,
     CredentialSpec,
@@ -52,8 +53,11 @@ PROVIDER_FIELDS = (
     "credentials",
 )
 CREDENTIAL_FIELDS = ("name", "secret", "store")
-ROUTE_FIELDS = ("name", "description", "strategy", "deployments")
-DEPLOYMENT_FIELDS = ("provider", "model", "credential", "weight", "enabled")
+ROUTE_FIELDS = ("name", "description", "strategy", "retries", "fallback_on", "deployments")
+RETRY_FIELDS = ("max", "backoff_base_seconds", "backoff_cap_seconds", "timeout_seconds")
+FALLBACK_FIELDS = ("errors", "rate_limit", "context_window", "content_filter")
+DEPLOYMENT_FIELDS = ("provider", "model", "credential", "weight", "enabled", "max_context_tokens")
+MAX_RETRIES, MAX_TIMEOUT = 10, 3600  # retries.max, retries.timeout_seconds
 PRICE_FIELDS = ("provider", "model", "input_per_million", "output_per_million")
 ORG_FIELDS = ("slug", "name", "members", "teams")
 TEAM_FIELDS = ("slug", "name", "routes", "members", "api_keys")
@@ -99,6 +103,36 @@ def _provider(m: Fields) -> ProviderSpec:
     )
 
 
+def _retries(m: Fields) -> dict[str, int | float]:
+    """The ``retries`` block (Route field → value); an omitted key takes its default."""
+    default = {key: value for block, key, _, value in ROUTE_SETTINGS if block == "retries"}
+    max_retries = m.number("max", int(default["max"]), 0, MAX_RETRIES)
+    base = m.real("backoff_base_seconds", float(default["backoff_base_seconds"]))
+    cap = m.real("backoff_cap_seconds", float(default["backoff_cap_seconds"]))
+    timeout = m.real("timeout_seconds", float(default["timeout_seconds"]))
+    if base <= 0:
+        raise m.fail("backoff_base_seconds", "must be a number of seconds > 0")
+    if cap < base:
+        raise m.fail("backoff_cap_seconds", f"must be >= backoff_base_seconds ({base:g})")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise m.fail("timeout_seconds", f"must be a number of seconds > 0 and <= {MAX_TIMEOUT}")
+    return {
+        "max_retries": max_retries,
+        "backoff_base_seconds": base,
+        "backoff_cap_seconds": cap,
+        "timeout_seconds": timeout,
+    }
+
+
+def _fallback_on(m: Fields) -> dict[str, bool]:
+    """The ``fallback_on`` block (Route field → value); an omitted key takes its default."""
+    return {
+        name: m.flag(key, bool(default))
+        for block, key, name, default in ROUTE_SETTINGS
+        if block == "fallback_on"
+    }
+
+
 def _route(m: Fields) -> RouteSpec:
     deployments = tuple(
         DeploymentSpec(
@@ -108,15 +142,20 @@ def _route(m: Fields) -> RouteSpec:
             d.text("credential", ""),
             d.number("weight", 1),
             d.flag("enabled", True),
+            d.positive("max_context_tokens"),
         )
         for d in m.items("deployments", DEPLOYMENT_FIELDS)
     )
+    settings: dict[str, int | float | bool] = {}
+    settings |= _retries(m.block("retries", RETRY_FIELDS))
+    settings |= _fallback_on(m.block("fallback_on", FALLBACK_FIELDS))
     return RouteSpec(
         m.path,
         m.text("name"),
         m.text("description", "", max_len=500),
         m.text("strategy", RouteStrategy.ORDERED, choices=list(RouteStrategy.values)),
         deployments,
+        {name: settings[name] for _, _, name, _ in ROUTE_SETTINGS},  # in the table's order
     )
 
 

@@ -6,7 +6,7 @@ found later (by the applier) can name it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -44,6 +44,23 @@ class DeploymentSpec:
     credential: str  # "" = not pinned (the provider's active credential is used)
     weight: int
     enabled: bool
+    max_context_tokens: int | None = None  # None: not declared (unknown context window)
+
+
+# A route's resilience settings: (block in the file, key in the block, Route field, default).
+# One table for parsing, export and the diff; the defaults are the model's.
+ROUTE_SETTINGS: tuple[tuple[str, str, str, int | float | bool], ...] = (
+    ("retries", "max", "max_retries", 3),
+    ("retries", "backoff_base_seconds", "backoff_base_seconds", 1.0),
+    ("retries", "backoff_cap_seconds", "backoff_cap_seconds", 60.0),
+    ("retries", "timeout_seconds", "timeout_seconds", 600.0),
+    ("fallback_on", "errors", "fallback_on_errors", True),
+    ("fallback_on", "rate_limit", "fallback_on_rate_limit", True),
+    ("fallback_on", "context_window", "fallback_on_context_window", True),
+    ("fallback_on", "content_filter", "fallback_on_content_filter", False),
+)
+# Route field → its place in the file ("retries.max"), for the diff.
+SETTING_LABELS = {name: f"{block}.{key}" for block, key, name, _ in ROUTE_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,10 @@ class RouteSpec:
     description: str
     strategy: str
     deployments: tuple[DeploymentSpec, ...]
+    # Route field → value, for every entry of ROUTE_SETTINGS (defaults filled in).
+    settings: dict[str, int | float | bool] = field(
+        default_factory=lambda: {f: default for _, _, f, default in ROUTE_SETTINGS}
+    )
 
 
 @dataclass(frozen=True)
