@@ -43,9 +43,10 @@ def _bearer_key(request: HttpRequest) -> str:
 
 
 def _client_timeout(request: HttpRequest) -> float | None:
-    """The caller's timeout in seconds, if it says (the openai and anthropic SDKs send
-    X-Stainless-Timeout; others may send X-AIGateway-Timeout). Retries stay within it."""
-    for header in ("X-AIGateway-Timeout", "X-Stainless-Timeout"):
+    """The caller's timeout in seconds, if it says: X-AIGateway-Timeout, or what the SDKs
+    send (anthropic: X-Stainless-Timeout; openai: X-Stainless-Read-Timeout). Retries and
+    failovers stay within it."""
+    for header in ("X-AIGateway-Timeout", "X-Stainless-Timeout", "X-Stainless-Read-Timeout"):
         try:
             value = float(request.headers.get(header, ""))
         except ValueError:

@@ -40,16 +40,28 @@ class CallContext:
     source: str = "api"  # api, playground, batch
     started: float = field(default_factory=time.perf_counter)
     created_at: datetime = field(default_factory=timezone.now)
-    # The caller's own timeout, when it told us (the openai SDK sends X-Stainless-Timeout).
+    # The caller's own timeout, when it told us (see aigateway/api/views.py: _client_timeout).
     client_timeout: float | None = None
     monotonic_start: float = field(default_factory=time.monotonic)
 
     def deadline(self, route: RouteConfig) -> float:
-        """Retries and failovers never run past the route's or the caller's timeout."""
+        """Retries and failovers never run past the route's or the caller's timeout.
+
+        The caller's clock started before ours (it sent the request before we authenticated
+        and parsed it) and our answer still has to reach it, so the gateway gives up a little
+        earlier than the caller would: an answer at the caller's very deadline is never read
+        (the caller sees its own timeout instead of our 504).
+        """
         budget = route.policy.timeout
         if self.client_timeout is not None:
-            budget = min(budget, self.client_timeout)
+            budget = min(budget, self.client_timeout - client_timeout_margin(self.client_timeout))
         return self.monotonic_start + budget
+
+
+def client_timeout_margin(client_timeout: float) -> float:
+    """How much sooner than the caller's timeout the gateway answers: 10%, at least 50 ms
+    and at most 1 s, never more than half of it."""
+    return min(1.0, max(0.05, client_timeout * 0.1), client_timeout / 2)
 
 
 @dataclass(slots=True)

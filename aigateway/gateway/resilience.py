@@ -148,6 +148,10 @@ async def _run_resilient[T](
             await breaker_note(target, ok=not health_failure(exc))
             attempts.note(target, exc.kind)
             last_error = exc
+            if isinstance(exc, errors.RateLimited) and exc.retry_after is not None:
+                # Also when this route does not fail over on rate limits: the retry on this
+                # same deployment must wait for what it asked.
+                retry_after = max(retry_after or 0.0, exc.retry_after)
             if not _may_fail_over(exc, policy):
                 if not exc.retryable:
                     raise UpstreamFailed(exc, attempts=attempts.count, trail=attempts.errors)
@@ -158,8 +162,6 @@ async def _run_resilient[T](
                 context_floor = route.max_context.get(target.deployment_id, 0) or math.inf  # type: ignore[assignment]
             if exc.retryable:
                 retry_helps = True
-                if isinstance(exc, errors.RateLimited) and exc.retry_after is not None:
-                    retry_after = max(retry_after or 0.0, exc.retry_after)
         if not retry_helps or round_index == policy.max_retries:
             break
         delay = (
