@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "aigateway.routing.apps.RoutingConfig",
     "aigateway.usage.apps.UsageConfig",
     "aigateway.audit.apps.AuditConfig",
+    "aigateway.quotas.apps.QuotasConfig",
     "aigateway.core.apps.CoreConfig",
     "aigateway.web.apps.WebConfig",
 ]
@@ -157,6 +158,11 @@ AIGATEWAY_BREAKER_MIN_REQUESTS = env_int("AIGATEWAY_BREAKER_MIN_REQUESTS", 20)
 AIGATEWAY_BREAKER_WINDOW_SECONDS = env_float("AIGATEWAY_BREAKER_WINDOW_SECONDS", 60.0)
 AIGATEWAY_BREAKER_RECOVERY_SECONDS = env_float("AIGATEWAY_BREAKER_RECOVERY_SECONDS", 30.0)
 AIGATEWAY_BREAKER_PROBE_TIMEOUT_SECONDS = env_float("AIGATEWAY_BREAKER_PROBE_TIMEOUT_SECONDS", 30.0)
+# Rate limits when Redis cannot be reached: "open" keeps serving with a per-process limiter
+# (logged as an alert), "closed" rejects calls with 503 until Redis is back.
+AIGATEWAY_LIMITS_REDIS_FAILURE = env_str("AIGATEWAY_LIMITS_REDIS_FAILURE", "open")
+if AIGATEWAY_LIMITS_REDIS_FAILURE not in {"open", "closed"}:
+    raise ImproperlyConfigured("AIGATEWAY_LIMITS_REDIS_FAILURE must be 'open' or 'closed'")
 # Usage records are buffered and written in batches off the request path.
 AIGATEWAY_USAGE_FLUSH_SECONDS = env_float("AIGATEWAY_USAGE_FLUSH_SECONDS", 1.0)
 AIGATEWAY_USAGE_FLUSH_BATCH = env_int("AIGATEWAY_USAGE_FLUSH_BATCH", 500)

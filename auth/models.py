@@ -12,6 +12,8 @@ from django.utils import timezone
 class Organisation(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
+    # Daily and monthly budgets roll over at midnight in this time zone.
+    time_zone = models.CharField(max_length=64, default="UTC")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

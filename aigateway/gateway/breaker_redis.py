@@ -3,6 +3,8 @@ a transition is atomic across every process. Mirrors InProcessBreakerStore exact
 
 from __future__ import annotations
 
+import math
+
 import redis.asyncio as aioredis
 
 from aigateway.gateway.breaker import (
@@ -20,6 +22,7 @@ TTL_SECONDS = 7 * 24 * 3600  # forget breakers of deployments that no longer get
 ALLOW = """
 local k = KEYS[1]
 local now = tonumber(ARGV[1])
+local function num(x) return string.format('%.17g', x) end  -- tostring() keeps 14 digits
 local forced = redis.call('HGET', k, 'forced')
 if forced == 'open' then return {'reject'} end
 local state = redis.call('HGET', k, 'state') or 'closed'
@@ -27,12 +30,12 @@ if forced == 'closed' or state == 'closed' then return {'allow'} end
 if state == 'open' then
   local opened = tonumber(redis.call('HGET', k, 'opened_at') or '0')
   if now < opened + tonumber(ARGV[2]) then return {'reject'} end
-  redis.call('HSET', k, 'state', 'half_open', 'probe_until', tostring(now + tonumber(ARGV[3])))
+  redis.call('HSET', k, 'state', 'half_open', 'probe_until', num(now + tonumber(ARGV[3])))
   return {'probe', 'open', 'half_open', 'recovery timeout elapsed; admitting one probe'}
 end
 local probe_until = tonumber(redis.call('HGET', k, 'probe_until') or '0')
 if now < probe_until then return {'reject'} end
-redis.call('HSET', k, 'probe_until', tostring(now + tonumber(ARGV[3])))
+redis.call('HSET', k, 'probe_until', num(now + tonumber(ARGV[3])))
 return {'probe'}
 """
 
@@ -42,6 +45,7 @@ RECORD = """
 local k = KEYS[1]
 local now = tonumber(ARGV[1])
 local ok = ARGV[2] == '1'
+local function num(x) return string.format('%.17g', x) end  -- tostring() keeps 14 digits
 local buckets = tonumber(ARGV[7])
 local bucket = math.floor(now / tonumber(ARGV[6]))
 redis.call('HINCRBY', k, (ok and 'ok:' or 'fail:') .. bucket, 1)
@@ -76,7 +80,7 @@ if ok then
 end
 local consecutive = redis.call('HINCRBY', k, 'consecutive', 1)
 if state == 'half_open' then
-  redis.call('HSET', k, 'state', 'open', 'opened_at', tostring(now))
+  redis.call('HSET', k, 'state', 'open', 'opened_at', num(now))
   return {'half_open', 'open', 'probe failed'}
 end
 if state ~= 'closed' then return {} end
@@ -91,7 +95,7 @@ else
   end
 end
 if reason then
-  redis.call('HSET', k, 'state', 'open', 'opened_at', tostring(now))
+  redis.call('HSET', k, 'state', 'open', 'opened_at', num(now))
   return {'closed', 'open', reason}
 end
 return {}
@@ -151,7 +155,7 @@ class RedisBreakerStore:
     async def snapshot(self, deployment_id: int, now: float, cfg: BreakerConfig) -> BreakerState:
         raw = await self.client.hgetall(KEY.format(deployment_id))
         fields = {_text(k): _text(v) for k, v in raw.items()}
-        bucket = int(now // cfg.bucket_seconds)
+        bucket = math.floor(now / cfg.bucket_seconds)  # as RECORD does; // can differ
         window = {"ok": 0, "fail": 0}
         for name, value in fields.items():
             kind, _, index = name.partition(":")

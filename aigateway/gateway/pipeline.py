@@ -169,7 +169,7 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
             model=response.served_by.upstream_model,
             usage=response.usage,
         )
-        await lease.settle(response.usage)
+        await lease.settle(response.usage, response.cost_usd)
         await cache.cache_store(ctx.principal, request, response)
     _record(
         ctx, request, outcome, status_code=200, usage=response.usage, cost_usd=response.cost_usd
@@ -234,7 +234,7 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
             cost = await call_cost(
                 provider=target.provider_name, model=target.upstream_model, usage=usage
             )
-            await lease.settle(usage)
+            await lease.settle(usage, cost)
             _record(ctx, request, outcome, status_code=status, usage=usage,
                     error_type=error_type, ttft_ms=ttft_ms, cost_usd=cost)  # fmt: skip
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -22,10 +23,13 @@ from aigateway.gateway.breaker import BreakerConfig, Decision, breaker_store
 from aigateway.gateway.breaker_events import breaker_transition_recorded
 from aigateway.gateway.errors import UpstreamFailed
 from aigateway.gateway.latency import latency_record, latency_snapshot
+from aigateway.gateway.limits import deployment_take
 from aigateway.gateway.routes import RetryPolicy, RouteConfig
 from aigateway.gateway.strategies import full_jitter_delay, order_deployments
+from aigateway.quotas.rules import Demand
 from providers import errors
 from providers.base import DeploymentTarget, get_adapter
+from providers.tokens import count_prompt_tokens
 from providers.types import ChatChunk, ChatRequest, ChatResponse
 
 logger = logging.getLogger(__name__)
@@ -106,11 +110,13 @@ async def _run_resilient[T](
     attempts: Attempts,
     deadline: float,
     call: Callable[[DeploymentTarget], Awaitable[T]],
+    demand: Demand,
 ) -> T:
     policy = route.policy
     candidates = await _ordered(route)
     last_error: errors.ProviderError | None = None
     last_target: int | None = None
+    limited_wait = math.inf  # the soonest a deployment at its own limit has room again
     for round_index in range(policy.max_retries + 1):
         retry_after: float | None = None
         retry_helps = False
@@ -123,6 +129,13 @@ async def _run_resilient[T](
                 continue
             if not await _admitted(target):
                 attempts.note(target, "circuit_open")
+                continue
+            deployment_lease, wait = await deployment_take(
+                route.deployment_rules.get(target.deployment_id, []), demand
+            )
+            if deployment_lease is None:  # this deployment is at its own limit: go elsewhere
+                attempts.note(target, "deployment_rate_limited")
+                limited_wait = min(limited_wait, wait if wait is not None else math.inf)
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -142,9 +155,12 @@ async def _run_resilient[T](
             except errors.ProviderError as caught:
                 exc = caught
             else:
+                if isinstance(result, ChatResponse):  # streams keep their estimate
+                    await deployment_lease.settle(result.usage)
                 await breaker_note(target, ok=True)
                 await latency_record(target.deployment_id, (time.monotonic() - started) * 1000)
                 return result
+            await deployment_lease.settle(None)
             await breaker_note(target, ok=not health_failure(exc))
             attempts.note(target, exc.kind)
             last_error = exc
@@ -162,6 +178,8 @@ async def _run_resilient[T](
                 context_floor = route.max_context.get(target.deployment_id, 0) or math.inf  # type: ignore[assignment]
             if exc.retryable:
                 retry_helps = True
+        if last_error is None and limited_wait < math.inf:
+            retry_helps, retry_after = True, limited_wait  # only limits stood in the way
         if not retry_helps or round_index == policy.max_retries:
             break
         delay = (
@@ -173,6 +191,11 @@ async def _run_resilient[T](
             break  # waiting would outlast the caller's deadline
         attempts.retries += 1
         await asyncio.sleep(delay)
+    if last_error is None and limited_wait < math.inf:
+        last_error = errors.RateLimited(
+            f"every deployment of route '{route.name}' is at its rate limit",
+            retry_after=limited_wait,
+        )
     if last_error is None:
         last_error = errors.Overloaded(
             f"no deployment of route '{route.name}' is available (circuit breakers open)"
@@ -188,7 +211,12 @@ async def resilient_chat(
     async def call(target: DeploymentTarget) -> ChatResponse:
         return await get_adapter(target).chat(request, target)
 
-    return await _run_resilient(route, attempts, deadline, call)
+    return await _run_resilient(route, attempts, deadline, call, _demand(request))
+
+
+def _demand(request: ChatRequest) -> Demand:
+    prompt = count_prompt_tokens(request)
+    return Demand(prompt, prompt + (request.max_tokens or 0), uuid.uuid4().hex)
 
 
 @dataclass(slots=True)
@@ -211,4 +239,4 @@ async def resilient_stream_open(
             raise errors.ServerError("the upstream closed the stream without data") from None
         return OpenedStream(target=target, first=first, rest=iterator)
 
-    return await _run_resilient(route, attempts, deadline, call)
+    return await _run_resilient(route, attempts, deadline, call, _demand(request))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aigateway.core.config_cache import config_cache
 from aigateway.gateway.errors import ModelNotFound
 from aigateway.gateway.principal import Principal
+from aigateway.quotas.rules import Rule, rules_for_scopes
 from providers.base import DeploymentTarget
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class RouteConfig:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     weights: dict[int | None, int] = field(default_factory=dict)
     max_context: dict[int | None, int] = field(default_factory=dict)
+    # Each deployment's own rpm/tpm limits (what the provider allows us).
+    deployment_rules: dict[int | None, list[Rule]] = field(default_factory=dict)
 
 
 _NO_ROUTE = RouteConfig(name="", strategy="", deployments=())  # cached negative answer
@@ -112,7 +115,16 @@ def _load_route(name: str) -> RouteConfig:
         ),
         weights=weights,
         max_context=contexts,
+        deployment_rules=_deployment_rules([d.pk for d in deployments]),
     )
+
+
+def _deployment_rules(deployment_ids: list[int]) -> dict[int | None, list[Rule]]:
+    rules: dict[int | None, list[Rule]] = {}
+    for rule in rules_for_scopes([("deployment", pk) for pk in deployment_ids]):
+        if rule.kind in ("rpm", "tpm"):  # deployments take per-minute limits only
+            rules.setdefault(rule.scope_id, []).append(rule)
+    return rules
 
 
 async def route_resolve(principal: Principal, model: str) -> RouteConfig:

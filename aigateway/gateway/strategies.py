@@ -22,7 +22,10 @@ def weighted_order(
             break
         pick = rng.uniform(0, total)
         for index, target in enumerate(pool):
-            pick -= max(weights.get(target.deployment_id, 1), 0)
+            weight = max(weights.get(target.deployment_id, 1), 0)
+            if weight == 0:  # never drawn, even when the draw is exactly 0
+                continue
+            pick -= weight
             if pick <= 0:
                 order.append(pool.pop(index))
                 break
