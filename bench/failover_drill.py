@@ -55,7 +55,9 @@ class DrillResult:
         lines.append("second  primary  fallback  failed")
         for second in sorted(self.timeline):
             row = self.timeline[second]
-            lines.append(f"{second:>6}  {row['primary']:>7}  {row['fallback']:>8}  {row['failed']:>6}")
+            lines.append(
+                f"{second:>6}  {row['primary']:>7}  {row['fallback']:>8}  {row['failed']:>6}"
+            )
         return "\n".join(lines)
 
 
@@ -161,7 +163,10 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="aigw-drill-"))
-    with FakeUpstream(api_key=UPSTREAM_KEY) as primary, FakeUpstream(api_key=UPSTREAM_KEY) as fallback:
+    with (
+        FakeUpstream(api_key=UPSTREAM_KEY) as primary,
+        FakeUpstream(api_key=UPSTREAM_KEY) as fallback,
+    ):
         env = dict(
             os.environ,
             DATABASE_URL=f"sqlite:///{workdir / 'drill.sqlite3'}",
@@ -189,7 +194,9 @@ def main() -> None:
         try:
             base = f"http://127.0.0.1:{args.port}"
             _wait_for(base + "/healthz")
-            print(f"gateway: {args.workers} workers, redis: {os.environ.get('REDIS_URL') or 'none (in-process breakers per worker)'}")
+            print(
+                f"gateway: {args.workers} workers, redis: {os.environ.get('REDIS_URL') or 'none (in-process breakers per worker)'}"
+            )
             print(f"load: {args.concurrency} clients for {args.seconds:.0f} s; primary fails from "
                   f"{args.fail_from:.0f} s for {args.fail_for:.0f} s")  # fmt: skip
             result = asyncio.run(
