@@ -113,7 +113,7 @@ async def drive(
 
 
 def start_failure(primary: FakeUpstream) -> None:
-    for _ in range(100_000):  # 4 × 500, then 1 × hang past the read timeout, repeated
+    for _ in range(100_000):  # 4 x 500, then 1 x hang past the read timeout, repeated
         primary.push_fault("500", count=4, path="/v1/chat/completions")
         primary.push_fault("slow", count=1, path="/v1/chat/completions", delay=5)
 
@@ -195,7 +195,8 @@ def main() -> None:
             base = f"http://127.0.0.1:{args.port}"
             _wait_for(base + "/healthz")
             print(
-                f"gateway: {args.workers} workers, redis: {os.environ.get('REDIS_URL') or 'none (in-process breakers per worker)'}"
+                f"gateway: {args.workers} workers, redis: "
+                f"{os.environ.get('REDIS_URL') or 'none (in-process breakers per worker)'}"
             )
             print(f"load: {args.concurrency} clients for {args.seconds:.0f} s; primary fails from "
                   f"{args.fail_from:.0f} s for {args.fail_for:.0f} s")  # fmt: skip
@@ -213,7 +214,8 @@ def main() -> None:
                 [python, "manage.py", "shell", "-c",
                  "from aigateway.routing.models import BreakerEvent as E\n"
                  "for e in E.objects.order_by('created_at'): "
-                 "print(e.created_at.strftime('%H:%M:%S'), e.deployment_id, e.from_state, '→', e.to_state, e.reason)"],
+                 "print(e.created_at.strftime('%H:%M:%S'), e.deployment_id, e.from_state,"
+                 " '→', e.to_state, e.reason)"],
                 cwd=ROOT, env=env, capture_output=True, text=True,
             )  # fmt: skip
             print("breaker transitions:\n" + events.stdout)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aigateway.settings")
 os.environ.setdefault("AIGATEWAY_ALLOW_INSECURE_DEFAULTS", "true")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -66,10 +66,11 @@ async def measure(limiter: object, n: int) -> tuple[list[float], list[float]]:
 
 
 def report(name: str, takes: list[float], settles: list[float]) -> None:
-    print(
-        f"{name:<10} take p50 {statistics.median(takes):7.1f} µs  p99 {percentile(takes, 99):7.1f} µs"
-        f" | settle p50 {statistics.median(settles):7.1f} µs  p99 {percentile(settles, 99):7.1f} µs"
+    take = f"take p50 {statistics.median(takes):7.1f} µs  p99 {percentile(takes, 99):7.1f} µs"
+    settle = (
+        f"settle p50 {statistics.median(settles):7.1f} µs  p99 {percentile(settles, 99):7.1f} µs"
     )
+    print(f"{name:<10} {take} | {settle}")
 
 
 async def main() -> None:
