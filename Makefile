@@ -20,6 +20,7 @@ help:
 	@echo "make test   install dev dependencies and run the whole test suite"
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make lock   re-pin requirements*.txt from requirements*.in"
+	@echo "make bench  benchmarks and the failover drill (docs/benchmarks.md)"
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -57,6 +58,13 @@ lint: $(VENV)/.installed-dev
 format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Benchmarks and drills (need redis-server on 127.0.0.1:6379 and wrk; see docs/benchmarks.md).
+bench: $(VENV)/.installed-dev
+	@command -v wrk >/dev/null || { echo "bench needs wrk (apt-get install wrk)"; exit 1; }
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/14} $(PY) -m bench.limiter_cost
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/14} $(PY) -m bench.limits_throughput
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/13} $(PY) -m bench.failover_drill
 
 lock: $(VENV)/.installed-dev
 	$(PY) scripts/lock.py
