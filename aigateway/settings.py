@@ -163,6 +163,9 @@ AIGATEWAY_BREAKER_PROBE_TIMEOUT_SECONDS = env_float("AIGATEWAY_BREAKER_PROBE_TIM
 AIGATEWAY_LIMITS_REDIS_FAILURE = env_str("AIGATEWAY_LIMITS_REDIS_FAILURE", "open")
 if AIGATEWAY_LIMITS_REDIS_FAILURE not in {"open", "closed"}:
     raise ImproperlyConfigured("AIGATEWAY_LIMITS_REDIS_FAILURE must be 'open' or 'closed'")
+# /metrics: a bearer token, or (when unset) only these client addresses.
+AIGATEWAY_METRICS_TOKEN = env_str("AIGATEWAY_METRICS_TOKEN", "")
+AIGATEWAY_METRICS_ALLOWED_IPS = env_list("AIGATEWAY_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
 # Usage records are buffered and written in batches off the request path.
 AIGATEWAY_USAGE_FLUSH_SECONDS = env_float("AIGATEWAY_USAGE_FLUSH_SECONDS", 1.0)
 AIGATEWAY_USAGE_FLUSH_BATCH = env_int("AIGATEWAY_USAGE_FLUSH_BATCH", 500)

@@ -4,5 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("v1/", include("aigateway.api.urls")),
     path("admin/", admin.site.urls),
+    path("", include("aigateway.observability.urls")),
     path("", include("aigateway.web.urls")),
 ]

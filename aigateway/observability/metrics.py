@@ -1,0 +1,82 @@
+"""Prometheus metrics endpoint (text exposition format 0.0.4).
+
+State that lives in Redis or the database (breakers, overdue credentials, quota alerts) is
+read at scrape time, so every gateway process reports the same values and no
+multi-process aggregation is needed for these. Per-request counters and histograms come
+with the observability issue. Access: a bearer token (AIGATEWAY_METRICS_TOKEN) or, when
+none is set, only from the addresses in AIGATEWAY_METRICS_ALLOWED_IPS (loopback by default).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from aigateway.routing.services import breakers_list
+
+BREAKER_STATES = ("closed", "open", "half_open", "forced_open", "forced_closed")
+
+
+def _allowed(request: HttpRequest) -> bool:
+    token = settings.AIGATEWAY_METRICS_TOKEN
+    if token:
+        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(supplied.encode(), token.encode())
+    return request.META.get("REMOTE_ADDR", "") in settings.AIGATEWAY_METRICS_ALLOWED_IPS
+
+
+def _label(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def render_metrics() -> str:
+    from aigateway.quotas.models import QuotaAlert
+    from aigateway.routing.models import BreakerEvent
+    from providers.models import Credential, CredentialStatus
+
+    lines = [
+        "# HELP aigateway_breaker_state Circuit breaker state per deployment (1 = current).",
+        "# TYPE aigateway_breaker_state gauge",
+    ]
+    for row in breakers_list():
+        d = row.deployment
+        base = (
+            f'deployment="{d.pk}",route="{_label(d.route.name)}",'
+            f'provider="{_label(d.provider.name)}",model="{_label(d.upstream_model)}"'
+        )
+        for state in BREAKER_STATES:
+            value = 1 if row.breaker.state == state else 0
+            lines.append(f'aigateway_breaker_state{{{base},state="{state}"}} {value}')
+    lines += [
+        "# HELP aigateway_breaker_transitions_total Breaker transitions recorded, by target state.",
+        "# TYPE aigateway_breaker_transitions_total counter",
+    ]
+    counts = BreakerEvent.objects.values("deployment_id", "to_state").annotate(n=Count("id"))
+    for row in counts.order_by("deployment_id", "to_state"):
+        lines.append(
+            f'aigateway_breaker_transitions_total{{deployment="{row["deployment_id"]}",'
+            f'to_state="{_label(row["to_state"])}"}} {row["n"]}'
+        )
+    overdue = Credential.objects.filter(
+        status=CredentialStatus.ACTIVE, rotation_due_at__lt=timezone.now()
+    ).count()
+    open_alerts = QuotaAlert.objects.filter(acknowledged_at__isnull=True).count()
+    lines += [
+        "# HELP aigateway_credentials_rotation_overdue Credentials past their rotation date.",
+        "# TYPE aigateway_credentials_rotation_overdue gauge",
+        f"aigateway_credentials_rotation_overdue {overdue}",
+        "# HELP aigateway_quota_alerts_open Quota soft-threshold alerts not yet acknowledged.",
+        "# TYPE aigateway_quota_alerts_open gauge",
+        f"aigateway_quota_alerts_open {open_alerts}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    if not _allowed(request):
+        return HttpResponse("forbidden\n", status=403, content_type="text/plain")
+    return HttpResponse(render_metrics(), content_type="text/plain; version=0.0.4; charset=utf-8")

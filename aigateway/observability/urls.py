@@ -1,0 +1,6 @@
+from django.urls import path
+
+from aigateway.observability.metrics import metrics
+
+app_name = "observability"
+urlpatterns = [path("metrics", metrics, name="metrics")]

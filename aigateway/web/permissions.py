@@ -1,0 +1,40 @@
+"""Who may see and change gateway-wide resources (providers, routes, deployments, breakers).
+
+Deployments serve every organisation, so changing them is for Django superusers and
+platform admins; auditors may read them. Per-organisation data has its own checks.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+
+from auth.models import OrgMembership, OrgRole
+
+
+def _org_roles(user: AbstractBaseUser | AnonymousUser) -> set[str]:
+    if not user.is_authenticated:
+        return set()
+    return set(OrgMembership.objects.filter(user_id=user.pk).values_list("role", flat=True))
+
+
+def can_manage_gateway(user: AbstractBaseUser | AnonymousUser) -> bool:
+    if not user.is_authenticated:
+        return False
+    return bool(getattr(user, "is_superuser", False)) or OrgRole.PLATFORM_ADMIN in _org_roles(user)
+
+
+def can_read_gateway(user: AbstractBaseUser | AnonymousUser) -> bool:
+    if can_manage_gateway(user):
+        return True
+    return OrgRole.AUDITOR in _org_roles(user)
+
+
+def require_gateway_reader(user: AbstractBaseUser | AnonymousUser) -> None:
+    if not can_read_gateway(user):
+        raise PermissionDenied("Only platform admins and auditors can see this page.")
+
+
+def require_gateway_manager(user: AbstractBaseUser | AnonymousUser) -> None:
+    if not can_manage_gateway(user):
+        raise PermissionDenied("Only platform admins can change this.")
