@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from aigateway.web import views
+from aigateway.web import breakers_views, views
 
 app_name = "web"
 urlpatterns = [
@@ -15,4 +15,11 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
+    path("breakers/", breakers_views.breakers_page, name="breakers"),
+    path("breakers/fragment/", breakers_views.breakers_fragment, name="breakers_fragment"),
+    path(
+        "breakers/<int:pk>/<str:action>/",
+        breakers_views.breaker_action,
+        name="breaker_action",
+    ),
 ]
