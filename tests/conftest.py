@@ -87,8 +87,11 @@ def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
 
 
 def _worker_db() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 1 + int(worker.removeprefix("gw") or 0) % 15
+    """A Redis database per xdist worker. The runner picks a random base per run, so two
+    test runs sharing one Redis (developers, helpers) rarely flush each other's data."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    base = int(os.environ.get("AIGATEWAY_TEST_REDIS_DB_BASE", "1"))
+    return 1 + (base - 1 + worker) % 15
 
 
 @pytest.fixture

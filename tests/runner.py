@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -70,6 +71,7 @@ def main() -> int:
     print(f"database: {env.get('DATABASE_URL') or 'SQLite'}; redis: {env['REDIS_URL']}")
     # The suite decides per test which backend it uses; the app itself defaults to in-process.
     env["AIGATEWAY_TEST_REDIS_URL"] = env.pop("REDIS_URL")
+    env.setdefault("AIGATEWAY_TEST_REDIS_DB_BASE", str(random.randrange(1, 16)))
     # Threads of the live test server must not keep database sessions open past a test.
     env.setdefault("DATABASE_CONN_MAX_AGE", "0")
     try:
