@@ -56,10 +56,10 @@ def render_metrics() -> str:
         "# TYPE aigateway_breaker_transitions_total counter",
     ]
     counts = BreakerEvent.objects.values("deployment_id", "to_state").annotate(n=Count("id"))
-    for row in counts.order_by("deployment_id", "to_state"):
+    for count in counts.order_by("deployment_id", "to_state"):
         lines.append(
-            f'aigateway_breaker_transitions_total{{deployment="{row["deployment_id"]}",'
-            f'to_state="{_label(row["to_state"])}"}} {row["n"]}'
+            f'aigateway_breaker_transitions_total{{deployment="{count["deployment_id"]}",'
+            f'to_state="{_label(count["to_state"])}"}} {count["n"]}'
         )
     overdue = Credential.objects.filter(
         status=CredentialStatus.ACTIVE, rotation_due_at__lt=timezone.now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -58,8 +59,7 @@ def breaker_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     elif request.POST.get("confirm") != "yes":
         messages.error(request, "Please tick the confirmation box.")
     else:
-        transition = breaker_force(
-            deployment=deployment, mode=mode, reason=reason, actor=request.user
-        )
+        actor = request.user if isinstance(request.user, AbstractBaseUser) else None
+        transition = breaker_force(deployment=deployment, mode=mode, reason=reason, actor=actor)
         messages.success(request, f"{deployment}: {transition.from_state} → {transition.to_state}.")
     return redirect("web:breakers")
