@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.db.models import F
 import yaml
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -172,7 +173,8 @@ def test_invalid_options(tmp_path: Path, options: str, message: str) -> None:
 
 # -- prices -----------------------------------------------------------------------------------
 def prices() -> list[tuple[str | None, str, Decimal, Decimal]]:
-    rows = ModelPrice.objects.order_by("provider__name", "model")
+    # NULLs sort first on SQLite and last on PostgreSQL: say which.
+    rows = ModelPrice.objects.order_by(F("provider__name").asc(nulls_first=True), "model")
     return [
         (r.provider and r.provider.name, r.model, r.input_per_million, r.output_per_million)
         for r in rows
