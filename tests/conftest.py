@@ -26,12 +26,16 @@ TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")
 
 
 def _clear_process_state() -> None:
-    from aigateway.gateway import breaker, latency
+    from aigateway.gateway import breaker, latency, limits
+    from aigateway.quotas import alerts, limiter
 
     config_cache.clear()
     usage_recorder._buffer.clear()
-    breaker._in_process._breakers.clear()  # deployment ids repeat across tests
+    # Ids repeat across tests (fresh database), so per-process state keyed by them must go.
+    breaker._in_process._breakers.clear()
     latency._local.clear()
+    limits._local = limiter.InProcessLimiter()
+    alerts._raised.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,9 @@ transaction (all or nothing); with ``dry_run`` it runs none. Operations look obj
 their natural keys when they run, so a change may depend on an earlier one (a deployment on a
 provider created a few steps before).
 
-The planners live in providers_routes.py (providers, credentials, routes, prices) and
-tenancy.py (organisations, teams, members, API keys); planning.py holds what they share.
+The planners live in providers_routes.py (providers, credentials, routes, prices),
+tenancy.py (organisations, teams, members, API keys) and limits.py (limits, planned last:
+their targets may be created by the changes before them); planning.py holds what they share.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from aigateway.config_as_code.limits import plan_limit
 from aigateway.config_as_code.planning import Change, Planner
 from aigateway.config_as_code.providers_routes import plan_price, plan_provider, plan_route
 from aigateway.config_as_code.specs import GatewayConfig
@@ -41,6 +43,8 @@ def _build(planner: Planner) -> list[Change]:
         plan_price(planner, price)
     for org in config.organisations:
         plan_organisation(planner, org)
+    for limit in config.limits:
+        plan_limit(planner, limit)
     return planner.changes
 
 

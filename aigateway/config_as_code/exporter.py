@@ -7,7 +7,9 @@ exported; pending (a rotation in progress) and retired ones are not. Provider op
 name looks like a secret (only possible if set outside the file) are left out and reported.
 Prices export as decimal strings. Every route exports its ``retries`` and ``fallback_on``
 blocks with every key, defaults included; a deployment its ``max_context_tokens`` when set,
-never its health-probe data (``last_probe_*``). Ordering is deterministic.
+never its health-probe data (``last_probe_*``). Limits export with their targets named as
+in the file (limits.py); a limit whose target was deleted is left out. Ordering is
+deterministic.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from aigateway.config_as_code.limits import export_limits
 from aigateway.config_as_code.providers_routes import LIVE
 from aigateway.config_as_code.reader import STORED, secret_like
 from aigateway.config_as_code.schema import VERSION
@@ -148,6 +151,7 @@ def export_data(skipped: list[str] | None = None) -> dict[str, Any]:
         "routes": [_route(r) for r in Route.objects.order_by("name")],
         "prices": _prices(),
         "organisations": [_organisation(o) for o in Organisation.objects.order_by("slug")],
+        "limits": export_limits(),
     }
 
 

@@ -130,6 +130,24 @@ class Fields:
             raise self.fail(key, f"must be less than {10 ** (MAX_DIGITS - DECIMAL_PLACES)}")
         return number
 
+    def amount(self, key: str, *, required: bool) -> Decimal | None:
+        """A limit's amount: a number or a decimal string ("12.50"), read exactly; its range
+        is checked by the caller. Absent or null → None (an error if ``required``)."""
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise self.fail(key, "required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.fail(key, "must be a number")
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise self.fail(key, f"'{value}' is not a number") from None
+        if not number.is_finite():
+            raise self.fail(key, "must be a finite number")
+        return number
+
     def options(self, key: str) -> dict[str, Any]:
         """A mapping of JSON values whose names (at any depth) do not look like secrets."""
         value = self.data.get(key)

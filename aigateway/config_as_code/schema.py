@@ -24,6 +24,7 @@ from aigateway.config_as_code.specs import (
     CredentialSpec,
     DeploymentSpec,
     GatewayConfig,
+    LimitSpec,
     MemberSpec,
     OrgSpec,
     PriceSpec,
@@ -31,6 +32,8 @@ from aigateway.config_as_code.specs import (
     RouteSpec,
     TeamSpec,
 )
+from aigateway.quotas.models import LimitKind, Scope
+from aigateway.quotas.services import limit_validate
 from aigateway.routing.models import RouteStrategy
 from auth.models import OrgRole, TeamRole
 from providers.models import ProviderKind
@@ -42,7 +45,7 @@ SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 USER_REF = re.compile(r"^[\w.@+-]+$")
 DEFAULT_ROTATION_DAYS = 90
 
-TOP_FIELDS = ("version", "providers", "routes", "prices", "organisations")
+TOP_FIELDS = ("version", "providers", "routes", "prices", "organisations", "limits")
 PROVIDER_FIELDS = (
     "name",
     "kind",
@@ -62,6 +65,28 @@ PRICE_FIELDS = ("provider", "model", "input_per_million", "output_per_million")
 ORG_FIELDS = ("slug", "name", "members", "teams")
 TEAM_FIELDS = ("slug", "name", "routes", "members", "api_keys")
 KEY_FIELDS = ("name", "prefix", "secret", "routes", "expires_at", "revoked")
+LIMIT_FIELDS = (
+    "scope",
+    "target",
+    "kind",
+    "value",
+    "burst",
+    "soft_threshold_percent",
+    "enabled",
+)
+_SLUG = "[-a-zA-Z0-9_]+"
+# What a limit's target looks like, per scope: (pattern, what it must be, an example).
+LIMIT_TARGETS = {
+    Scope.ORGANISATION: (SLUG, "an organisation slug", "acme"),
+    Scope.TEAM: (re.compile(rf"^{_SLUG}/{_SLUG}$"), "ORG/TEAM", "acme/research"),
+    Scope.KEY: (re.compile(rf"^{_SLUG}/{_SLUG}/.+$"), "ORG/TEAM/KEY-NAME", "acme/research/ci"),
+    Scope.USER: (USER_REF, "a username or an email address", "alice"),
+    Scope.DEPLOYMENT: (
+        re.compile(rf"^.+/{_SLUG}:.+$"),
+        "ROUTE/PROVIDER:MODEL",
+        "gpt-4o/openai:gpt-4o",
+    ),
+}
 
 
 def _unique(items: tuple[Any, ...], attr: str, what: str) -> None:
@@ -217,6 +242,26 @@ def _org(m: Fields) -> OrgSpec:
     )
 
 
+def _limit(m: Fields) -> LimitSpec:
+    scope = m.text("scope", choices=list(Scope.values))
+    pattern, shape, example = LIMIT_TARGETS[Scope(scope)]
+    target = m.text("target", max_len=500)
+    if not pattern.match(target):
+        raise m.fail("target", f"'{target}' is not {shape} (e.g. {example})")
+    kind = m.text("kind", choices=list(LimitKind.values))
+    value = m.amount("value", required=True)
+    burst = m.amount("burst", required=False)
+    soft = m.number("soft_threshold_percent", 80, 1, 100)
+    errors = limit_validate(
+        scope=scope, kind=kind, value=value, burst=burst, soft_threshold_percent=soft
+    )
+    if errors:  # the service's sentences, as the file's errors
+        key, sentence = next(iter(errors.items()))
+        raise m.fail(key, sentence[0].lower() + sentence[1:].rstrip("."))
+    assert value is not None
+    return LimitSpec(m.path, scope, target, kind, value, burst, soft, m.flag("enabled", True))
+
+
 def parse_data(data: Any) -> GatewayConfig:
     if data is None:
         raise ConfigError("the file is empty (expected at least 'version: 1')")
@@ -228,6 +273,7 @@ def parse_data(data: Any) -> GatewayConfig:
         routes=tuple(_route(r) for r in root.items("routes", ROUTE_FIELDS)),
         prices=tuple(_price(p) for p in root.items("prices", PRICE_FIELDS)),
         organisations=tuple(_org(o) for o in root.items("organisations", ORG_FIELDS)),
+        limits=tuple(_limit(x) for x in root.items("limits", LIMIT_FIELDS)),
     )
     _unique(config.providers, "name", "provider")
     _unique(config.routes, "name", "route")
@@ -237,6 +283,13 @@ def parse_data(data: Any) -> GatewayConfig:
             where = f"provider '{price.provider}'" if price.provider else "any provider"
             raise ConfigError(f"{price.path}: duplicate price of '{price.model}' for {where}")
     _unique(config.organisations, "slug", "organisation")
+    labels = [x.label for x in config.limits]
+    for i, limit in enumerate(config.limits):
+        if limit.label in labels[:i]:
+            raise ConfigError(
+                f"{limit.path}: duplicate limit: {limit.kind} on {limit.scope} '{limit.target}' "
+                f"is declared at {config.limits[labels.index(limit.label)].path} already"
+            )
     return config
 
 

@@ -126,11 +126,30 @@ class OrgSpec:
 
 
 @dataclass(frozen=True)
+class LimitSpec:
+    path: str
+    scope: str  # org | team | key | user | deployment
+    # org: SLUG · team: ORG/TEAM · key: ORG/TEAM/KEY-NAME · user: USERNAME (or email)
+    # deployment: ROUTE/PROVIDER:MODEL
+    target: str
+    kind: str  # rpm | tpm | concurrent | tokens_day | tokens_month | cost_day | cost_month
+    value: Decimal
+    burst: Decimal | None  # rpm/tpm only; None: the bucket holds ``value``
+    soft_threshold_percent: int
+    enabled: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.scope} {self.target} {self.kind}"
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     providers: tuple[ProviderSpec, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
     prices: tuple[PriceSpec, ...] = ()
     organisations: tuple[OrgSpec, ...] = ()
+    limits: tuple[LimitSpec, ...] = ()
 
 
 def decimal_text(value: Decimal) -> str:

@@ -54,6 +54,11 @@ async def _run(operation: str, limiter: Limiter, *args: object) -> object:
         if limiter is _local:
             raise
         if settings.AIGATEWAY_LIMITS_REDIS_FAILURE == "closed":
+            if operation == "settle":
+                # Failing closed is for admission: this call already ran (and was paid for);
+                # its answer must not turn into a 503 because its usage cannot be recorded.
+                logger.error("rate limiter unavailable (Redis); usage not settled")
+                return None
             logger.error("rate limiter unavailable (Redis); failing closed")
             raise ServiceUnavailable(
                 "Rate limits cannot be checked right now; retry shortly.",

@@ -33,6 +33,7 @@ from providers.tokens import count_prompt_tokens
 from providers.types import ChatChunk, ChatRequest, ChatResponse
 
 logger = logging.getLogger(__name__)
+MAX_LIMIT_WAIT_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -178,8 +179,10 @@ async def _run_resilient[T](
                 context_floor = route.max_context.get(target.deployment_id, 0) or math.inf  # type: ignore[assignment]
             if exc.retryable:
                 retry_helps = True
-        if last_error is None and limited_wait < math.inf:
-            retry_helps, retry_after = True, limited_wait  # only limits stood in the way
+        if last_error is None and limited_wait <= MAX_LIMIT_WAIT_SECONDS:
+            # Only deployment limits stood in the way and one has room very soon: wait for it
+            # rather than answer 429. Longer waits answer 429 with Retry-After at once.
+            retry_helps, retry_after = True, limited_wait
         if not retry_helps or round_index == policy.max_retries:
             break
         delay = (

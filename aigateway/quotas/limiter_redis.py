@@ -70,8 +70,8 @@ for i = 1, n do
     redis.call('HSET', key, 'tokens', num(tokens), 'ts', num(now))
     redis.call('EXPIRE', key, math.ceil(capacity / rate) + 60)
   elseif kind == 'counter' then
-    redis.call('INCRBYFLOAT', key, num(cost))
-    redis.call('EXPIRE', key, math.ceil(ttl) + 60)
+    -- Lua doubles, as in-process (INCRBYFLOAT adds in long double: results would differ)
+    redis.call('SET', key, num(counter_used(key) + cost), 'EX', math.ceil(ttl) + 60)
   else
     redis.call('ZADD', key, num(now + ttl), ARGV[b + 7])
     redis.call('EXPIRE', key, math.ceil(ttl) + 60)

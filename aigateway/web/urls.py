@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from aigateway.web import breakers_views, views
+from aigateway.web import breakers_views, limits_views, views
 
 app_name = "web"
 urlpatterns = [
@@ -21,5 +21,14 @@ urlpatterns = [
         "breakers/<int:pk>/<str:action>/",
         breakers_views.breaker_action,
         name="breaker_action",
+    ),
+    path("limits/", limits_views.limits_page, name="limits"),
+    path("limits/usage/", limits_views.limits_usage, name="limits_usage"),
+    path("limits/<int:pk>/edit/", limits_views.limit_edit, name="limit_edit"),
+    path("limits/<int:pk>/delete/", limits_views.limit_delete_view, name="limit_delete"),
+    path(
+        "limits/alerts/<int:pk>/acknowledge/",
+        limits_views.alert_acknowledge_view,
+        name="alert_acknowledge",
     ),
 ]

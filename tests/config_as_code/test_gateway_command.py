@@ -98,6 +98,7 @@ def test_export_of_an_empty_database() -> None:
         "routes": [],
         "prices": [],
         "organisations": [],
+        "limits": [],
     }
 
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db.models import F
 import yaml
 from django.core.management.base import CommandError
+from django.db.models import F
 from django.utils import timezone
 
 from aigateway.audit.models import AuditEvent

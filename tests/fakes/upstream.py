@@ -385,6 +385,10 @@ class FakeUpstream:
                         break
                     if fault.kind == "stall":
                         await asyncio.sleep(float(fault.options.get("delay", 30)))
+                    else:
+                        # Let the client read what was sent: a reset discards data still
+                        # unread in its socket buffer, which would make "after" a race.
+                        await asyncio.sleep(0.1)
                     _abort(request)
                     return response
                 if index and self.chunk_delay:
