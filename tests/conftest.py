@@ -27,6 +27,7 @@ TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")
 
 def _clear_process_state() -> None:
     from aigateway.gateway import breaker, latency, limits
+    from aigateway.caching import store
     from aigateway.quotas import alerts, limiter
 
     config_cache.clear()
@@ -36,6 +37,7 @@ def _clear_process_state() -> None:
     latency._local.clear()
     limits._local = limiter.InProcessLimiter()
     alerts._raised.clear()
+    store._local = store.InProcessAnswerStore()
 
 
 @pytest.fixture(autouse=True)

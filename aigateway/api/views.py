@@ -22,6 +22,7 @@ from aigateway.api.serializers import (
     usage_chunk,
 )
 from aigateway.core.config_cache import ConfigUnavailable
+from aigateway.gateway.cache import CacheControl
 from aigateway.gateway.errors import (
     GatewayError,
     MethodNotAllowed,
@@ -103,6 +104,8 @@ def _outcome_headers(response: HttpResponseBase, outcome: CallOutcome) -> None:
     for name, value in outcome.rate_limit_headers.items():
         response[name] = value
     response["x-aigateway-cache"] = outcome.cache_status
+    if outcome.cache_similarity is not None:
+        response["x-aigateway-cache-similarity"] = f"{outcome.cache_similarity:.4f}"
     if outcome.served_by is not None:
         response["x-aigateway-served-by"] = (
             f"{outcome.served_by.provider}/{outcome.served_by.upstream_model}"
@@ -116,7 +119,10 @@ async def chat_completions(request: HttpRequest, request_id: str) -> HttpRespons
     principal = await authenticate_api_key(_bearer_key(request))
     chat_request = parse_chat_request(read_json_body(request))
     ctx = CallContext(
-        request_id=request_id, principal=principal, client_timeout=_client_timeout(request)
+        request_id=request_id,
+        principal=principal,
+        client_timeout=_client_timeout(request),
+        cache_control=CacheControl.from_header(request.headers.get("Cache-Control", "")),
     )
     if not chat_request.stream:
         result, outcome = await chat_complete(ctx, chat_request)

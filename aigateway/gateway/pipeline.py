@@ -18,6 +18,7 @@ from django.utils import timezone
 from aigateway.gateway import cache, limits
 from aigateway.gateway.errors import GatewayError
 from aigateway.gateway.principal import Principal
+from aigateway.gateway.replay import StreamAccumulator, replay_chunks
 from aigateway.gateway.resilience import (
     Attempts,
     breaker_note,
@@ -42,6 +43,7 @@ class CallContext:
     created_at: datetime = field(default_factory=timezone.now)
     # The caller's own timeout, when it told us (see aigateway/api/views.py: _client_timeout).
     client_timeout: float | None = None
+    cache_control: cache.CacheControl = field(default_factory=cache.CacheControl)
     monotonic_start: float = field(default_factory=time.monotonic)
 
     def deadline(self, route: RouteConfig) -> float:
@@ -69,6 +71,7 @@ class CallOutcome:
     """Facts about a finished (or opened) call, for response headers and the UI."""
 
     cache_status: str = cache.MISS
+    cache_similarity: float | None = None
     served_by: ServedBy | None = None
     attempts: Attempts = field(default_factory=Attempts)
     rate_limit_headers: dict[str, str] = field(default_factory=dict)
@@ -84,6 +87,8 @@ def _record(
     error_type: str = "",
     ttft_ms: float | None = None,
     cost_usd: Decimal = Decimal(0),
+    saved_tokens: int = 0,
+    saved_cost: Decimal = Decimal(0),
 ) -> None:
     served = outcome.served_by
     usage_recorder.record(
@@ -108,6 +113,9 @@ def _record(
             latency_ms=(time.perf_counter() - ctx.started) * 1000,
             ttft_ms=ttft_ms,
             cost_usd=cost_usd,
+            cache_status=outcome.cache_status,
+            saved_tokens=saved_tokens,
+            saved_cost_usd=saved_cost,
         )
     )
 
@@ -147,17 +155,43 @@ async def _admit(
     return route, lease
 
 
+async def _lookup(
+    ctx: CallContext, request: ChatRequest, route: RouteConfig, outcome: CallOutcome
+) -> cache.CachedAnswer | None:
+    outcome.cache_status = (
+        cache.MISS if cache.cacheable(request, route.cache) and not ctx.cache_control.no_cache
+        else cache.BYPASS
+    )  # fmt: skip
+    cached = await cache.cache_lookup(
+        ctx.principal, request, route.cache, ctx.cache_control,
+        response_id="chatcmpl-" + ctx.request_id.removeprefix("req_"),
+    )  # fmt: skip
+    if cached is not None:
+        outcome.cache_status = cached.status
+        outcome.cache_similarity = cached.similarity
+        outcome.served_by = cached.response.served_by
+    return cached
+
+
+def _record_hit(
+    ctx: CallContext, request: ChatRequest, outcome: CallOutcome, cached: cache.CachedAnswer
+) -> None:
+    """A hit costs nothing upstream: record zero usage and what it saved."""
+    _record(
+        ctx, request, outcome, status_code=200, usage=Usage(),
+        saved_tokens=cached.response.usage.total_tokens, saved_cost=cached.response.cost_usd,
+    )  # fmt: skip
+
+
 async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatResponse, CallOutcome]:
     outcome = CallOutcome()
     async with _recording_failures(ctx, request, outcome):
         route, lease = await _admit(ctx, request, outcome)
-        cached = await cache.cache_lookup(ctx.principal, request)
+        cached = await _lookup(ctx, request, route, outcome)
         if cached is not None:
-            outcome.cache_status = "HIT"
-            outcome.served_by = cached.served_by
             await lease.settle(Usage())
-            _record(ctx, request, outcome, status_code=200, usage=Usage())
-            return cached, outcome
+            _record_hit(ctx, request, outcome, cached)
+            return cached.response, outcome
         try:
             response = await resilient_chat(route, request, outcome.attempts, ctx.deadline(route))
         except GatewayError:
@@ -170,7 +204,7 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
             usage=response.usage,
         )
         await lease.settle(response.usage, response.cost_usd)
-        await cache.cache_store(ctx.principal, request, response)
+        await cache.cache_store(ctx.principal, request, route.cache, ctx.cache_control, response)
     _record(
         ctx, request, outcome, status_code=200, usage=response.usage, cost_usd=response.cost_usd
     )
@@ -194,6 +228,10 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
     outcome = CallOutcome()
     async with _recording_failures(ctx, request, outcome):
         route, lease = await _admit(ctx, request, outcome)
+        cached = await _lookup(ctx, request, route, outcome)
+        if cached is not None:
+            await lease.settle(Usage())
+            return ChatStream(chunks=_replay(ctx, request, outcome, cached), outcome=outcome)
         try:
             opened = await resilient_stream_open(
                 route, request, outcome.attempts, ctx.deadline(route)
@@ -202,7 +240,8 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
             await lease.settle(None)
             raise
     target = opened.target
-    outcome.served_by = ServedBy(target.provider_name, target.deployment_id, target.upstream_model)
+    served = ServedBy(target.provider_name, target.deployment_id, target.upstream_model)
+    outcome.served_by = served
     ttft_ms = (time.perf_counter() - ctx.started) * 1000
 
     async def relay() -> AsyncIterator[ChatChunk]:
@@ -210,6 +249,7 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
         produced_chars = 0
         error_type = ""
         status = 200
+        collected = StreamAccumulator()
         try:
             chunk: ChatChunk | None = opened.first
             iterator = opened.rest
@@ -217,8 +257,20 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
                 if chunk.usage is not None:
                     usage = chunk.usage
                 produced_chars += len(chunk.content or "")
+                collected.add(chunk)
                 yield chunk
                 chunk = await anext(iterator, None)
+            if collected.complete():  # only a stream that ended normally is cached
+                answer = collected.response(
+                    model=request.model, response_id=ctx.request_id, served_by=served
+                )
+                answer.cost_usd = await call_cost(
+                    provider=target.provider_name, model=target.upstream_model,
+                    usage=answer.usage,
+                )  # fmt: skip
+                await cache.cache_store(
+                    ctx.principal, request, route.cache, ctx.cache_control, answer
+                )
         except BaseException as exc:  # includes client disconnect (CancelledError)
             error_type = getattr(exc, "kind", None) or type(exc).__name__
             status = 499 if not hasattr(exc, "kind") else 502
@@ -239,3 +291,13 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
                     error_type=error_type, ttft_ms=ttft_ms, cost_usd=cost)  # fmt: skip
 
     return ChatStream(chunks=relay(), outcome=outcome)
+
+
+async def _replay(
+    ctx: CallContext, request: ChatRequest, outcome: CallOutcome, cached: cache.CachedAnswer
+) -> AsyncIterator[ChatChunk]:
+    try:
+        for chunk in replay_chunks(cached.response):
+            yield chunk
+    finally:
+        _record_hit(ctx, request, outcome, cached)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aigateway.core.config_cache import config_cache
+from aigateway.gateway.cache import CachePolicy
 from aigateway.gateway.errors import ModelNotFound
 from aigateway.gateway.principal import Principal
 from aigateway.quotas.rules import Rule, rules_for_scopes
@@ -39,6 +40,7 @@ class RouteConfig:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     weights: dict[int | None, int] = field(default_factory=dict)
     max_context: dict[int | None, int] = field(default_factory=dict)
+    cache: CachePolicy = field(default_factory=CachePolicy)
     # Each deployment's own rpm/tpm limits (what the provider allows us).
     deployment_rules: dict[int | None, list[Rule]] = field(default_factory=dict)
 
@@ -116,6 +118,13 @@ def _load_route(name: str) -> RouteConfig:
         weights=weights,
         max_context=contexts,
         deployment_rules=_deployment_rules([d.pk for d in deployments]),
+        cache=CachePolicy(
+            mode=route.cache_mode,
+            scope=route.cache_scope,
+            ttl_seconds=route.cache_ttl_seconds,
+            semantic=route.semantic_cache,
+            semantic_threshold=route.semantic_threshold,
+        ),
     )
 
 

@@ -12,6 +12,18 @@ class RouteStrategy(models.TextChoices):
     LOWEST_LATENCY = "lowest_latency", "Lowest latency"
 
 
+class CacheMode(models.TextChoices):
+    OFF = "off", "Off"
+    DETERMINISTIC = "deterministic", "Deterministic requests only (temperature 0, no tools)"
+    ALWAYS = "always", "Always (the route opts in)"
+
+
+class CacheScope(models.TextChoices):
+    KEY = "key", "Per API key"
+    TEAM = "team", "Per team"
+    ORGANISATION = "org", "Per organisation"
+
+
 class Route(models.Model):
     name = models.CharField(
         max_length=200, unique=True, help_text="The model name clients send, e.g. gpt-4o or smart."
@@ -37,6 +49,17 @@ class Route(models.Model):
         default=True, help_text="To a deployment with a larger context window."
     )
     fallback_on_content_filter = models.BooleanField(default=False)
+    # Response cache. The scope is always part of the cache key: one team never gets
+    # another's answer.
+    cache_mode = models.CharField(
+        max_length=16, choices=CacheMode.choices, default=CacheMode.DETERMINISTIC
+    )
+    cache_scope = models.CharField(
+        max_length=8, choices=CacheScope.choices, default=CacheScope.TEAM
+    )
+    cache_ttl_seconds = models.PositiveIntegerField(default=3600)
+    semantic_cache = models.BooleanField(default=False)
+    semantic_threshold = models.FloatField(default=0.92)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -26,6 +26,10 @@ class UsageRecord(models.Model):  # noqa: DJ008 - rows are data, never listed by
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     latency_ms = models.FloatField(default=0)
     ttft_ms = models.FloatField(null=True)
+    cache_status = models.CharField(max_length=16, blank=True)  # HIT, SEMANTIC-HIT, MISS, ""
+    # What a cache hit saved: the tokens and cost of the answer it replayed.
+    saved_tokens = models.PositiveIntegerField(default=0)
+    saved_cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
 
     class Meta:
         indexes = [models.Index(fields=["team_id", "created_at"])]

@@ -47,6 +47,9 @@ class UsageEntry:
     cost_usd: Decimal = Decimal(0)
     latency_ms: float = 0.0
     ttft_ms: float | None = None
+    cache_status: str = ""
+    saved_tokens: int = 0
+    saved_cost_usd: Decimal = Decimal(0)
 
 
 class UsageRecorder:

@@ -1,0 +1,1 @@
+"""Semantic cache: local, offline sentence embeddings and the lookups built on them."""
