@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 
 from aigateway.core.db import run_db
 from aigateway.core.redis import get_async_redis, get_sync_redis
@@ -123,5 +123,10 @@ config_cache = ConfigCache()
 
 
 def bump_config_version(*args: Any, **kwargs: Any) -> None:
-    """Signal receiver: any write to routing/tenancy/provider config invalidates caches."""
+    """Signal receiver: any write to routing/tenancy/provider config invalidates caches.
+
+    Bumped now and again when the transaction commits: a request that reloads the old row
+    between the save and the commit would otherwise keep it cached (a revoked key staying
+    valid) until the next change."""
     config_cache.bump()
+    transaction.on_commit(config_cache.bump)

@@ -4,9 +4,9 @@ Who may do what (checked here whenever an ``actor`` is given, whatever the calle
 
 - Django superusers: every limit.
 - Platform admins of an organisation: limits of the organisation, its teams, their API keys
-  and its users (anyone with a role in the organisation or one of its teams). Deployment
-  limits too: deployments are gateway-wide, so a platform admin of any organisation (or a
-  superuser) manages them.
+  and its users (anyone with a role in the organisation or one of its teams; a user limit
+  only when the admin administers every organisation the user belongs to). Deployment
+  limits are for superusers only: deployments serve every organisation.
 - Team admins: limits of their own team's API keys only (not the team's or organisation's).
 - Auditors: read every limit of their organisation, and deployment limits; change nothing.
 - Members (and team admins): read the limits of their team, of its API keys and their own
@@ -208,14 +208,17 @@ def can_manage(roles: Roles, target: Target) -> bool:
     if not target.exists:
         return False
     admin, orgs = roles.admin_orgs, target.organisation_ids
-    if target.scope in (Scope.ORGANISATION, Scope.TEAM, Scope.USER):
+    if target.scope in (Scope.ORGANISATION, Scope.TEAM):
         return bool(orgs & admin)
+    if target.scope == Scope.USER:
+        # A user limit applies to all the user's calls: only an admin of every organisation
+        # the user belongs to may set it (one organisation must not throttle another's use).
+        return bool(orgs) and orgs <= admin
     if target.scope == Scope.KEY:
         return bool(orgs & admin) or roles.team_roles.get(target.team_id or 0) == (
             TeamRole.TEAM_ADMIN
         )
-    if target.scope == Scope.DEPLOYMENT:
-        return bool(admin)
+    # Deployments serve every organisation: only gateway operators (superusers) limit them.
     return False
 
 

@@ -1,7 +1,8 @@
 """Who may see and change gateway-wide resources (providers, routes, deployments, breakers).
 
-Deployments serve every organisation, so changing them is for Django superusers and
-platform admins; auditors may read them. Per-organisation data has its own checks.
+Deployments serve every organisation, so changing them is for gateway operators (Django
+superusers); platform admins and auditors may read them. Per-organisation data has its own
+checks.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ def _org_roles(user: AbstractBaseUser | AnonymousUser) -> set[str]:
 
 
 def can_manage_gateway(user: AbstractBaseUser | AnonymousUser) -> bool:
-    if not user.is_authenticated:
-        return False
-    return bool(getattr(user, "is_superuser", False)) or OrgRole.PLATFORM_ADMIN in _org_roles(user)
+    """Deployments serve every organisation: only gateway operators (Django superusers)
+    change them. An organisation's platform admin must not throttle or break another's."""
+    return bool(user.is_authenticated and getattr(user, "is_superuser", False))
 
 
 def can_read_gateway(user: AbstractBaseUser | AnonymousUser) -> bool:
     if can_manage_gateway(user):
         return True
-    return OrgRole.AUDITOR in _org_roles(user)
+    return bool(_org_roles(user) & {OrgRole.PLATFORM_ADMIN, OrgRole.AUDITOR})
 
 
 def require_gateway_reader(user: AbstractBaseUser | AnonymousUser) -> None:

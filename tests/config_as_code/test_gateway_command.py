@@ -432,7 +432,12 @@ def test_command_line_error_exits_non_zero_without_traceback(tmp_path: Path) -> 
         text=True,
         timeout=60,
         cwd=Path(__file__).resolve().parents[2],
-        env=os.environ | {"AIGATEWAY_ALLOW_INSECURE_DEFAULTS": "true"},
+        env=os.environ
+        | {
+            "AIGATEWAY_ALLOW_INSECURE_DEFAULTS": "true",
+            # Its own throwaway database: never the developer's var/db.sqlite3.
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        },
     )
     assert result.returncode != 0
     assert "routes[1].name: duplicate route 'a'" in result.stderr

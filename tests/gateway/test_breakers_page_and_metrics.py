@@ -37,16 +37,27 @@ def test_the_fragment_refreshes_the_live_table(client, cast, deployment):
     assert "closed" in fragment
 
 
-def test_forcing_from_the_page_needs_a_reason_and_confirmation(client, cast, deployment):
-    client.force_login(cast.alice)
+def test_forcing_from_the_page_needs_a_reason_and_confirmation(
+    client, cast, deployment, django_user_model
+):
+    root = django_user_model.objects.create_superuser("root", "root@example.test", "pw-root-123")
+    client.force_login(cast.alice)  # an organisation's platform admin reads, cannot change
+    assert "Force open" not in client.get("/breakers/").content.decode()
+    assert (
+        client.post(
+            f"/breakers/{deployment.pk}/open/", {"reason": "x", "confirm": "yes"}
+        ).status_code
+        == 403
+    )
+    client.force_login(root)
     url = f"/breakers/{deployment.pk}/open/"
     client.post(url, {"reason": "", "confirm": "yes"})
     client.post(url, {"reason": "upstream incident"})
     assert not BreakerEvent.objects.exists()
     response = client.post(url, {"reason": "upstream incident", "confirm": "yes"}, follow=True)
     assert "closed → forced_open" in response.content.decode()
-    assert BreakerEvent.objects.get().actor == cast.alice
-    assert AuditEvent.objects.filter(action="breaker.open", actor=cast.alice).exists()
+    assert BreakerEvent.objects.get().actor == root
+    assert AuditEvent.objects.filter(action="breaker.open", actor=root).exists()
     client.force_login(cast.dave)
     assert (
         client.post(

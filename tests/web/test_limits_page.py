@@ -213,7 +213,7 @@ def _manageable(client: Client, user: object) -> set[str]:
 @pytest.mark.parametrize(
     ("username", "expected"),
     [
-        ("alice", ACME_ALL),
+        ("alice", ACME_ALL - {"Deployment demo → demo:demo"}),  # deployments: operators only
         ("bob", {"API key acme/research/ci"}),
         ("carol", set()),
         ("dave", set()),
@@ -238,7 +238,8 @@ def test_the_target_chooser_offers_only_what_the_user_may_manage(
     deployment = world.limits["deployment"].scope_id
     alice = _options(page(client, cast.alice))
     assert {f"org:{cast.org.pk}", f"team:{cast.team.pk}", f"key:{key.pk}",
-            f"user:{cast.carol.pk}", f"deployment:{deployment}"} <= alice  # fmt: skip
+            f"user:{cast.carol.pk}"} <= alice  # fmt: skip
+    assert f"deployment:{deployment}" not in alice  # gateway-wide: superusers only
     assert f"org:{cast.other_org.pk}" not in alice
     assert f"team:{cast.other_team.pk}" not in alice
     assert f"key:{world.sales_key.api_key.pk}" not in alice
@@ -382,8 +383,11 @@ def test_invalid_limits_are_refused_in_plain_sentences(
     assert not Limit.objects.filter(scope="team", kind=kind, value=1000).exists()
 
 
-def test_deployments_take_per_minute_limits_only(client: Client, world: World) -> None:
-    client.force_login(world.cast.alice)
+def test_deployments_take_per_minute_limits_only(
+    client: Client, world: World, django_user_model
+) -> None:
+    root = django_user_model.objects.create_superuser("root", "root@example.test", "pw-root-123")
+    client.force_login(root)
     target = f"deployment:{world.limits['deployment'].scope_id}"
     response = form_post(client, target, "tokens_day", "1000")
     assert response.status_code == 400
@@ -665,9 +669,11 @@ def test_no_key_secret_or_hash_on_the_page(client: Client, world: World, usernam
             assert issued.api_key.key_hash not in html
 
 
-def test_deployment_limits_belong_to_platform_admins_of_any_organisation(
+def test_deployment_limits_belong_to_gateway_operators_only(
     client: Client, world: World, django_user_model
 ) -> None:
+    """Deployments serve every organisation: a platform admin of one organisation must not
+    throttle the others' traffic. Only superusers (gateway operators) limit them."""
     from auth.models import OrgMembership, OrgRole
 
     cast = world.cast
@@ -677,9 +683,12 @@ def test_deployment_limits_belong_to_platform_admins_of_any_organisation(
     deployment = world.limits["deployment"]
     client.force_login(gina)
 
-    assert client.get(f"/limits/{deployment.pk}/edit/").status_code == 200
-    assert form_post(client, f"deployment:{deployment.scope_id}", "tpm", "9000").status_code == 302
+    assert form_post(client, f"deployment:{deployment.scope_id}", "tpm", "9000").status_code == 403
     assert form_post(client, f"team:{cast.team.pk}", "rpm", "1").status_code == 403
+    root = django_user_model.objects.create_superuser("root", "root@example.test", "pw-root-123")
+    client.force_login(root)
+    assert form_post(client, f"deployment:{deployment.scope_id}", "tpm", "9000").status_code == 302
+    client.force_login(gina)
     assert client.get(f"/limits/{world.limits['research'].pk}/edit/").status_code == 404
     with pytest.raises(PermissionDenied):  # a team admin is not enough
         limit_set(actor=cast.eve, scope="deployment", scope_id=deployment.scope_id, kind="rpm",
