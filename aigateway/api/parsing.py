@@ -87,12 +87,16 @@ def _message(raw: Any, index: int) -> Message:
     content = raw.get("content")
     if content is not None and not isinstance(content, (str, list)):
         raise InvalidRequest(f"'{param}.content' must be a string or an array.", param=param)
-    if isinstance(content, list) and not all(isinstance(p, dict) for p in content):
-        raise InvalidRequest(f"'{param}.content' parts must be objects.", param=param)
+    if isinstance(content, list):
+        for index, part in enumerate(content):
+            _content_part(part, f"{param}.content[{index}]")
     if content is None and role != "assistant":
         raise InvalidRequest(f"'{param}.content' is required.", param=f"{param}.content")
     tool_calls = []
-    for call in raw.get("tool_calls") or []:
+    raw_calls = raw.get("tool_calls") or []
+    if not isinstance(raw_calls, list):
+        raise InvalidRequest(f"'{param}.tool_calls' must be an array.", param=f"{param}.tool_calls")
+    for call in raw_calls:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise InvalidRequest(f"'{param}.tool_calls' is malformed.", param=f"{param}.tool_calls")
@@ -112,6 +116,22 @@ def _message(raw: Any, index: int) -> Message:
         tool_calls=tool_calls,
         tool_call_id=tool_call_id if isinstance(tool_call_id, str) else None,
     )
+
+
+def _content_part(part: Any, param: str) -> None:
+    """Each content part is an object of a known shape (text needs a string, image_url an
+    object with a string url)."""
+    if not isinstance(part, dict):
+        raise InvalidRequest(f"'{param}' must be an object.", param=param)
+    kind = part.get("type")
+    if kind == "text" and not isinstance(part.get("text"), str):
+        raise InvalidRequest(f"'{param}.text' must be a string.", param=f"{param}.text")
+    if kind == "image_url":
+        image = part.get("image_url")
+        if not isinstance(image, dict) or not isinstance(image.get("url"), str):
+            raise InvalidRequest(f"'{param}.image_url.url' must be a string.", param=param)
+    if not isinstance(kind, str):
+        raise InvalidRequest(f"'{param}.type' must be a string.", param=f"{param}.type")
 
 
 def parse_chat_request(body: dict[str, Any]) -> ChatRequest:

@@ -93,6 +93,9 @@ class BreakerStore(Protocol):
 
     async def force(self, deployment_id: int, mode: str) -> Transition: ...
 
+    async def release_probe(self, deployment_id: int) -> None:
+        """Give back a half-open probe lease that was granted but not used."""
+
     async def snapshot(
         self, deployment_id: int, now: float, cfg: BreakerConfig
     ) -> BreakerState: ...
@@ -178,6 +181,12 @@ class InProcessBreakerStore:
                 b.state, b.opened_at = "open", now
                 return Transition(deployment_id, "closed", "open", reason)
             return None
+
+    async def release_probe(self, deployment_id: int) -> None:
+        with self._lock:
+            b = self._get(deployment_id)
+            if b.state == "half_open":
+                b.probe_until = 0.0
 
     async def force(self, deployment_id: int, mode: str) -> Transition:
         with self._lock:

@@ -115,12 +115,22 @@ return {before, effective()}
 """
 
 
+# KEYS[1] breaker hash
+RELEASE_PROBE = """
+if redis.call('HGET', KEYS[1], 'state') == 'half_open' then
+  redis.call('HSET', KEYS[1], 'probe_until', '0')
+end
+return 1
+"""
+
+
 class RedisBreakerStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self._allow = client.register_script(ALLOW)
         self._record = client.register_script(RECORD)
         self._force = client.register_script(FORCE)
+        self._release_probe = client.register_script(RELEASE_PROBE)
 
     async def allow(
         self, deployment_id: int, now: float, cfg: BreakerConfig
@@ -147,6 +157,9 @@ class RedisBreakerStore:
         if not result:
             return None
         return Transition(deployment_id, *(_text(v) for v in result))
+
+    async def release_probe(self, deployment_id: int) -> None:
+        await self._release_probe(keys=[KEY.format(deployment_id)])
 
     async def force(self, deployment_id: int, mode: str) -> Transition:
         before, after = await self._force(keys=[KEY.format(deployment_id)], args=[mode])

@@ -150,6 +150,19 @@ def _labelled(rule: Rule, principal: Principal) -> Rule:
     return Rule(**{**{f: getattr(rule, f) for f in rule.__slots__}, "scope_label": label})  # type: ignore[arg-type]
 
 
+def _refusal_headers(rules: list[Rule], verdict: Verdict) -> dict[str, str]:
+    """x-ratelimit-* on the 429 too: what the checks before the refusal left, then the
+    refusing per-minute limit itself (none remaining, reset when it has room)."""
+    headers = _headers(rules[: len(verdict.results)], verdict.results)
+    rule = rules[verdict.failed_index]
+    suffix = {"rpm": "requests", "tpm": "tokens"}.get(rule.kind)
+    if suffix:
+        headers[f"x-ratelimit-limit-{suffix}"] = str(int(rule.value))
+        headers[f"x-ratelimit-remaining-{suffix}"] = "0"
+        headers[f"x-ratelimit-reset-{suffix}"] = _duration(verdict.retry_after or 0.0)
+    return headers
+
+
 def _refusal(rule: Rule, verdict: Verdict, demand: Demand) -> RateLimitExceeded:
     what = rule.describe()
     if verdict.retry_after is None:
@@ -184,7 +197,9 @@ async def limits_acquire(
     if not verdict.allowed:
         rule = rules[verdict.failed_index]
         logger.info("limit refused: %s (limit id %s)", rule.describe(), rule.limit_id)
-        raise _refusal(rule, verdict, demand)
+        refusal = _refusal(rule, verdict, demand)
+        refusal.headers = {**_refusal_headers(rules, verdict), **refusal.headers}
+        raise refusal
     lease.rules, lease.checks = rules, checks
     lease.rate_headers = _headers(rules, verdict.results)
     soft_threshold_check(rules, checks, verdict.results)

@@ -136,6 +136,8 @@ async def _recording_failures(
     try:
         yield
     except GatewayError as exc:
+        for name, value in outcome.rate_limit_headers.items():  # on errors too, as OpenAI
+            exc.headers.setdefault(name, value)
         _record(
             ctx, request, outcome, status_code=exc.status_code, usage=None,
             error_type=_error_kind(exc),

@@ -82,19 +82,26 @@ async def breaker_note(target: DeploymentTarget, *, ok: bool) -> None:
         breaker_transition_recorded(transition)
 
 
-async def _admitted(target: DeploymentTarget) -> bool:
+async def _breaker_decision(target: DeploymentTarget) -> Decision:
     if target.deployment_id is None:
-        return True
+        return Decision.ALLOW
     try:
         decision, transition = await breaker_store().allow(
             target.deployment_id, time.time(), BreakerConfig.from_settings()
         )
     except Exception:  # noqa: BLE001 - fail open
         logger.warning("breaker store unreachable; allowing the call")
-        return True
+        return Decision.ALLOW
     if transition is not None:
         breaker_transition_recorded(transition)
-    return decision is not Decision.REJECT
+    return decision
+
+
+async def _release_probe(target: DeploymentTarget) -> None:
+    try:
+        await breaker_store().release_probe(target.deployment_id)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - the lease then simply expires
+        logger.warning("breaker store unreachable; probe lease not released")
 
 
 async def _ordered(route: RouteConfig) -> list[DeploymentTarget]:
@@ -128,19 +135,22 @@ async def _run_resilient[T](
                 and route.max_context.get(target.deployment_id, 0) <= context_floor
             ):
                 continue
-            if not await _admitted(target):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            decision = await _breaker_decision(target)
+            if decision is Decision.REJECT:
                 attempts.note(target, "circuit_open")
                 continue
             deployment_lease, wait = await deployment_take(
                 route.deployment_rules.get(target.deployment_id, []), demand
             )
             if deployment_lease is None:  # this deployment is at its own limit: go elsewhere
+                if decision is Decision.PROBE:
+                    await _release_probe(target)  # the probe did not happen: let another try
                 attempts.note(target, "deployment_rate_limited")
                 limited_wait = min(limited_wait, wait if wait is not None else math.inf)
                 continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
             if attempts.count and target.deployment_id != last_target:
                 attempts.failovers += 1
             attempts.count += 1

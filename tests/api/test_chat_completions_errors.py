@@ -104,6 +104,25 @@ async def test_it_rejects_a_revoked_key_even_after_it_was_cached(cast):
         ({**HELLO, "stop": [1]}, "stop"),
         ({**HELLO, "tools": "all"}, "tools"),
         ({**HELLO, "bogus_param": 1}, "bogus_param"),
+        (
+            {"model": "demo", "messages": [{"role": "assistant", "content": "x", "tool_calls": 5}]},
+            "messages[0].tool_calls",
+        ),
+        (
+            {
+                "model": "demo",
+                "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}],
+            },
+            "messages[0].content[0].text",
+        ),
+        (
+            {"model": "demo", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "messages[0].content[0]",
+        ),
+        (
+            {"model": "demo", "messages": [{"role": "user", "content": ["hi"]}]},
+            "messages[0].content[0]",
+        ),
     ],
 )
 async def test_it_rejects_malformed_requests_with_a_clear_400(demo_key, body, param):

@@ -437,3 +437,19 @@ async def test_exactly_one_probe_across_processes_racing(redis_url):
     assert decisions.count("reject") == 74
     transitions = [t for _, t in mine if t] + [x["transition"] for x in theirs if x["transition"]]
     assert len(transitions) == 1
+
+
+async def test_an_unused_probe_lease_can_be_given_back(backend):
+    """A probe that never ran (the call stopped before reaching the upstream) must not
+    keep the breaker half-open and closed to everyone for the whole probe timeout."""
+    from aigateway.gateway.breaker import BreakerConfig, Decision, breaker_store
+
+    cfg = BreakerConfig(failures=1, failure_rate=1.0, min_requests=100, window_seconds=10,
+                        recovery_seconds=5, probe_timeout=30)  # fmt: skip
+    store = breaker_store()
+    await store.record(77, 1000.0, False, cfg)
+    assert (await store.allow(77, 1006.0, cfg))[0] is Decision.PROBE
+    assert (await store.allow(77, 1006.5, cfg))[0] is Decision.REJECT
+    await store.release_probe(77)
+    assert (await store.allow(77, 1007.0, cfg))[0] is Decision.PROBE
+    assert (await store.allow(77, 1007.5, cfg))[0] is Decision.REJECT

@@ -379,3 +379,33 @@ async def test_redis_failing_after_admission_never_fails_the_answered_call(
     assert response.status_code == 200, response.content
     assert response.json()["choices"][0]["message"]["content"] == "Echo from gpt-slow: Hello"
     assert any("not settled" in r.getMessage() for r in caplog.records)
+
+
+async def test_rate_limit_headers_are_on_the_refusal_too(cast):
+    """x-ratelimit-* on every response: the 429 itself carries them, not only successes."""
+    from asgiref.sync import sync_to_async
+
+    from aigateway.quotas.models import Limit
+    from tests.factories import make_key as _make_key
+    from tests.factories import make_provider as _make_provider
+    from tests.factories import make_route as _make_route
+
+    def setup() -> str:
+        route = _make_route("headers", (_make_provider(), "demo"))
+        issued = _make_key(cast.team, route, name="headers-key")
+        Limit.objects.create(scope="key", scope_id=issued.api_key.pk, kind="rpm", value=2)
+        return issued.raw_key
+
+    raw = await sync_to_async(setup)()
+    client = AsyncClient()
+    body = json.dumps({"model": "headers", "messages": [{"role": "user", "content": "hi"}]})
+    auth = {"Authorization": f"Bearer {raw}"}
+    responses = [
+        await client.post(URL, data=body, content_type="application/json", headers=auth)
+        for _ in range(3)
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    refused = responses[2]
+    assert refused["x-ratelimit-limit-requests"] == "2"
+    assert refused["x-ratelimit-remaining-requests"] == "0"
+    assert refused["x-ratelimit-reset-requests"].endswith("s")
