@@ -5,10 +5,10 @@ Environment-variable credentials export as ``secret: env:NAME``; encrypted ones 
 display ``prefix`` for recognition (apply ignores it). Active and retiring credentials are
 exported; pending (a rotation in progress) and retired ones are not. Provider options whose
 name looks like a secret (only possible if set outside the file) are left out and reported.
-Prices export as decimal strings. Every route exports its ``retries`` and ``fallback_on``
-blocks with every key, defaults included; a deployment its ``max_context_tokens`` when set,
-never its health-probe data (``last_probe_*``). Limits export with their targets named as
-in the file (limits.py); a limit whose target was deleted is left out. Ordering is
+Prices export as decimal strings. Every route exports its ``retries``, ``fallback_on`` and
+``cache`` blocks with every key, defaults included; a deployment its ``max_context_tokens``
+when set, never its health-probe data (``last_probe_*``). Limits export with their targets
+named as in the file (limits.py); a limit whose target was deleted is left out. Ordering is
 deterministic.
 """
 

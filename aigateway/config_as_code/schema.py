@@ -30,11 +30,12 @@ from aigateway.config_as_code.specs import (
     PriceSpec,
     ProviderSpec,
     RouteSpec,
+    SettingValue,
     TeamSpec,
 )
 from aigateway.quotas.models import LimitKind, Scope
 from aigateway.quotas.services import limit_validate
-from aigateway.routing.models import RouteStrategy
+from aigateway.routing.models import CacheMode, CacheScope, RouteStrategy
 from auth.models import OrgRole, TeamRole
 from providers.models import ProviderKind
 
@@ -56,11 +57,22 @@ PROVIDER_FIELDS = (
     "credentials",
 )
 CREDENTIAL_FIELDS = ("name", "secret", "store")
-ROUTE_FIELDS = ("name", "description", "strategy", "retries", "fallback_on", "deployments")
+ROUTE_FIELDS = (
+    "name",
+    "description",
+    "strategy",
+    "retries",
+    "fallback_on",
+    "cache",
+    "deployments",
+)
 RETRY_FIELDS = ("max", "backoff_base_seconds", "backoff_cap_seconds", "timeout_seconds")
 FALLBACK_FIELDS = ("errors", "rate_limit", "context_window", "content_filter")
+CACHE_FIELDS = ("mode", "scope", "ttl_seconds", "semantic", "semantic_threshold")
 DEPLOYMENT_FIELDS = ("provider", "model", "credential", "weight", "enabled", "max_context_tokens")
 MAX_RETRIES, MAX_TIMEOUT = 10, 3600  # retries.max, retries.timeout_seconds
+MAX_CACHE_TTL = 7 * 24 * 3600  # cache.ttl_seconds: a week
+MIN_THRESHOLD, MAX_THRESHOLD = 0.5, 1.0  # cache.semantic_threshold (cosine similarity)
 PRICE_FIELDS = ("provider", "model", "input_per_million", "output_per_million")
 ORG_FIELDS = ("slug", "name", "members", "teams")
 TEAM_FIELDS = ("slug", "name", "routes", "members", "api_keys")
@@ -158,6 +170,34 @@ def _fallback_on(m: Fields) -> dict[str, bool]:
     }
 
 
+def _cache(m: Fields) -> dict[str, SettingValue]:
+    """The ``cache`` block (Route field → value); an omitted key takes its default."""
+    default = {key: value for block, key, _, value in ROUTE_SETTINGS if block == "cache"}
+    modes = list(CacheMode.values)
+    mode = m.data.get("mode")
+    if mode is False:  # YAML 1.1 reads an unquoted `off` as false
+        mode = CacheMode.OFF.value
+    elif isinstance(mode, bool):
+        raise m.fail("mode", f"must be one of: {', '.join(modes)}")
+    else:
+        mode = m.text("mode", str(default["mode"]), choices=modes)
+    scope = m.text("scope", str(default["scope"]), choices=list(CacheScope.values))
+    ttl = m.number("ttl_seconds", int(default["ttl_seconds"]), 1, MAX_CACHE_TTL)
+    semantic = m.flag("semantic", bool(default["semantic"]))
+    threshold = m.real("semantic_threshold", float(default["semantic_threshold"]))
+    if not MIN_THRESHOLD <= threshold <= MAX_THRESHOLD:
+        raise m.fail(
+            "semantic_threshold", f"must be a number from {MIN_THRESHOLD} to {MAX_THRESHOLD}"
+        )
+    return {
+        "cache_mode": mode,
+        "cache_scope": scope,
+        "cache_ttl_seconds": ttl,
+        "semantic_cache": semantic,
+        "semantic_threshold": threshold,
+    }
+
+
 def _route(m: Fields) -> RouteSpec:
     deployments = tuple(
         DeploymentSpec(
@@ -171,9 +211,10 @@ def _route(m: Fields) -> RouteSpec:
         )
         for d in m.items("deployments", DEPLOYMENT_FIELDS)
     )
-    settings: dict[str, int | float | bool] = {}
+    settings: dict[str, SettingValue] = {}
     settings |= _retries(m.block("retries", RETRY_FIELDS))
     settings |= _fallback_on(m.block("fallback_on", FALLBACK_FIELDS))
+    settings |= _cache(m.block("cache", CACHE_FIELDS))
     return RouteSpec(
         m.path,
         m.text("name"),

@@ -47,9 +47,11 @@ class DeploymentSpec:
     max_context_tokens: int | None = None  # None: not declared (unknown context window)
 
 
-# A route's resilience settings: (block in the file, key in the block, Route field, default).
-# One table for parsing, export and the diff; the defaults are the model's.
-ROUTE_SETTINGS: tuple[tuple[str, str, str, int | float | bool], ...] = (
+# A route setting's value: a number, a flag, or a choice (cache.mode, cache.scope).
+SettingValue = int | float | bool | str
+# A route's resilience and cache settings: (block in the file, key in the block, Route field,
+# default). One table for parsing, export and the diff; the defaults are the model's.
+ROUTE_SETTINGS: tuple[tuple[str, str, str, SettingValue], ...] = (
     ("retries", "max", "max_retries", 3),
     ("retries", "backoff_base_seconds", "backoff_base_seconds", 1.0),
     ("retries", "backoff_cap_seconds", "backoff_cap_seconds", 60.0),
@@ -58,6 +60,11 @@ ROUTE_SETTINGS: tuple[tuple[str, str, str, int | float | bool], ...] = (
     ("fallback_on", "rate_limit", "fallback_on_rate_limit", True),
     ("fallback_on", "context_window", "fallback_on_context_window", True),
     ("fallback_on", "content_filter", "fallback_on_content_filter", False),
+    ("cache", "mode", "cache_mode", "deterministic"),
+    ("cache", "scope", "cache_scope", "team"),
+    ("cache", "ttl_seconds", "cache_ttl_seconds", 3600),
+    ("cache", "semantic", "semantic_cache", False),
+    ("cache", "semantic_threshold", "semantic_threshold", 0.92),
 )
 # Route field → its place in the file ("retries.max"), for the diff.
 SETTING_LABELS = {name: f"{block}.{key}" for block, key, name, _ in ROUTE_SETTINGS}
@@ -71,7 +78,7 @@ class RouteSpec:
     strategy: str
     deployments: tuple[DeploymentSpec, ...]
     # Route field → value, for every entry of ROUTE_SETTINGS (defaults filled in).
-    settings: dict[str, int | float | bool] = field(
+    settings: dict[str, SettingValue] = field(
         default_factory=lambda: {f: default for _, _, f, default in ROUTE_SETTINGS}
     )
 

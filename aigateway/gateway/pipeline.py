@@ -193,6 +193,7 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
         if cached is not None:
             await lease.settle(Usage())
             _record_hit(ctx, request, outcome, cached)
+            cached.response.cost_usd = Decimal(0)  # the caller pays nothing for a hit
             return cached.response, outcome
         try:
             response = await resilient_chat(route, request, outcome.attempts, ctx.deadline(route))

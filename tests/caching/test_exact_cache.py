@@ -63,6 +63,7 @@ async def test_a_repeated_deterministic_request_is_served_from_the_cache(keys, u
     hit = await UsageRecord.objects.aget(request_id=second["x-request-id"])
     assert hit.cache_status == "HIT" and hit.input_tokens == hit.output_tokens == 0
     assert hit.saved_tokens == first.json()["usage"]["total_tokens"]
+    assert second["x-aigateway-cost-usd"] == "0.00000000"
 
 
 async def test_keys_of_one_team_share_answers_and_other_teams_never_do(keys, upstream):

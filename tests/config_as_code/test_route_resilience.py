@@ -85,7 +85,7 @@ def test_settings_round_trip(tmp_path: Path) -> None:
 
     exported, _ = gateway("export")
     route = yaml.safe_load(exported)["routes"][0]
-    keys = ["name", "description", "strategy", "retries", "fallback_on", "deployments"]
+    keys = ["name", "description", "strategy", "retries", "fallback_on", "cache", "deployments"]
     assert list(route) == keys
     assert route["retries"] == {
         "max": 3,
@@ -172,7 +172,7 @@ def test_omitted_blocks_and_keys_mean_the_defaults(tmp_path: Path) -> None:
     plain = "version: 1\nroutes:\n  - {name: smart, deployments: [{provider: openai, model: m}]}\n"
     out, _ = apply(tmp_path, plain)
     assert "strategy 'weighted' → 'ordered'; retries.timeout_seconds 120.0 → 600.0" in out
-    defaults = {name: default for _, _, name, default in ROUTE_SETTINGS}
+    defaults = {name: default for _, _, name, default in ROUTE_SETTINGS if name in SETTINGS}
     assert route_settings() == defaults | {"strategy": "ordered"}
     assert deployments() == [("openai", 1, None, 0)]
 
