@@ -76,7 +76,35 @@ def render_metrics() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _redis_lines() -> list[str]:
+    """Whether Redis answers, and what the rate limiter does when it does not: operators see
+    a degraded limiter in metrics, not only in logs."""
+    from aigateway.core.redis import get_sync_redis
+
+    client = get_sync_redis()
+    up = 1
+    if client is None:
+        up = 0
+    else:
+        try:
+            client.ping()
+        except Exception:  # noqa: BLE001 - reported as down
+            up = 0
+    mode = settings.AIGATEWAY_LIMITS_REDIS_FAILURE
+    return [
+        "# HELP aigateway_redis_up Whether Redis (shared limits, breakers, caches) answers.",
+        "# TYPE aigateway_redis_up gauge",
+        f"aigateway_redis_up {up}",
+        "# HELP aigateway_rate_limiter_degraded 1 when limits fall back to per-process "
+        "(Redis down, fail open) or reject (fail closed).",
+        "# TYPE aigateway_rate_limiter_degraded gauge",
+        f'aigateway_rate_limiter_degraded{{redis_failure="{mode}"}} '
+        f"{0 if up or not settings.REDIS_URL else 1}",
+    ]
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
     if not _allowed(request):
         return HttpResponse("forbidden\n", status=403, content_type="text/plain")
-    return HttpResponse(render_metrics(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    body = render_metrics() + "\n".join(_redis_lines()) + "\n"
+    return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")

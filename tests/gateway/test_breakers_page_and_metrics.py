@@ -81,3 +81,17 @@ def test_metrics_report_breaker_state_for_loopback_or_token(client, cast, deploy
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
     authorised = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-123"})
     assert authorised.status_code == 200
+
+
+def test_metrics_say_when_the_rate_limiter_is_degraded(client, settings):
+    from aigateway.core.redis import reset_clients
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    reset_clients()
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert "aigateway_redis_up 0" in text
+    assert 'aigateway_rate_limiter_degraded{redis_failure="open"} 1' in text
+    settings.REDIS_URL = ""  # single-process mode: in-process limits are the design
+    reset_clients()
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert 'aigateway_rate_limiter_degraded{redis_failure="open"} 0' in text
