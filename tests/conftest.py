@@ -26,8 +26,8 @@ TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")
 
 
 def _clear_process_state() -> None:
-    from aigateway.gateway import breaker, latency, limits
     from aigateway.caching import store
+    from aigateway.gateway import breaker, latency, limits
     from aigateway.quotas import alerts, limiter
 
     config_cache.clear()
