@@ -16,6 +16,7 @@ from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()
 
+from aigateway.gateway.limits import settles_flush  # noqa: E402
 from aigateway.usage.recorder import usage_recorder  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
+                await settles_flush()  # limits reconciled before the process goes
                 written = await usage_recorder.aflush()
                 logger.info("shutdown: flushed %s usage records", written)
             except Exception:

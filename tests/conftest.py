@@ -36,6 +36,8 @@ def _clear_process_state() -> None:
     breaker._in_process._breakers.clear()
     latency._local.clear()
     limits._local = limiter.InProcessLimiter()
+    limits._queued.clear()  # reconciliations queued by another test's calls
+    limits._flush_task = None
     alerts._raised.clear()
     store._local = store.InProcessAnswerStore()
 

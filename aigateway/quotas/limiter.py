@@ -24,7 +24,11 @@ class Adjustment:
 
 
 class Limiter(Protocol):
-    async def take(self, checks: list[Check], now: float) -> Verdict: ...
+    async def take(
+        self, checks: list[Check], now: float, adjustments: list[Adjustment] | None = None
+    ) -> Verdict:
+        """Apply ``adjustments`` (earlier calls' reconciliations), then take ``checks``
+        all-or-nothing: one atomic step, one round trip."""
 
     async def settle(self, adjustments: list[Adjustment], now: float) -> None: ...
 
@@ -81,7 +85,11 @@ class InProcessLimiter:
         else:
             self._live_leases(check, now)[check.member] = now + check.ttl
 
-    async def take(self, checks: list[Check], now: float) -> Verdict:
+    async def take(
+        self, checks: list[Check], now: float, adjustments: list[Adjustment] | None = None
+    ) -> Verdict:
+        if adjustments:
+            await self.settle(adjustments, now)
         with self._lock:
             results: list[CheckResult] = []
             for index, check in enumerate(checks):

@@ -29,79 +29,92 @@ local function leases_held(key)
 end
 """
 
-TAKE = (
+FUNCTIONS = (
     COMMON
     + """
-local n = tonumber(ARGV[2])
-local results = {}
-for i = 1, n do
-  local b = 2 + (i - 1) * 7
-  local kind, cost, limit = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local capacity, rate, ttl = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
-  local key = KEYS[i]
-  if kind == 'bucket' then
-    local tokens = bucket_tokens(key, capacity, rate)
-    if cost > capacity then return {0, i, '-1', results} end
-    if tokens < cost then
-      local wait = (cost - tokens) / rate
-      return {0, i, num(wait), results}
+-- Reconcile n adjustments whose fields start after ARGV[base], keys after KEYS[koff].
+local function settle_all(base, koff, n)
+  for i = 1, n do
+    local b = base + (i - 1) * 8
+    local kind, delta = ARGV[b + 1], tonumber(ARGV[b + 8])
+    local capacity, rate, ttl = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
+    local key = KEYS[koff + i]
+    if kind == 'bucket' then
+      local tokens = math.min(capacity, bucket_tokens(key, capacity, rate) - delta)
+      redis.call('HSET', key, 'tokens', num(tokens), 'ts', num(now))
+      redis.call('EXPIRE', key, math.ceil(capacity / rate) + 60)
+    elseif kind == 'counter' then
+      local used = math.max(0, counter_used(key) + delta)
+      redis.call('SET', key, num(used), 'EX', math.ceil(ttl) + 60)
+    else
+      redis.call('ZREM', key, ARGV[b + 7])
     end
-    local left = tokens - cost
-    results[i] = {num(math.floor(left)), num((capacity - left) / rate)}
-  elseif kind == 'counter' then
-    local used = counter_used(key)
-    if used + cost > limit or (cost == 0 and used >= limit) then
-      return {0, i, num(ttl), results}
-    end
-    results[i] = {num(limit - used - cost), num(ttl)}
-  else
-    local held = leases_held(key)
-    if held >= limit then return {0, i, '1', results} end
-    results[i] = {num(limit - held - 1), '0'}
   end
 end
-for i = 1, n do
-  local b = 2 + (i - 1) * 7
-  local kind, cost = ARGV[b + 1], tonumber(ARGV[b + 2])
-  local capacity, rate, ttl = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
-  local key = KEYS[i]
-  if kind == 'bucket' then
-    local tokens = bucket_tokens(key, capacity, rate) - cost
-    redis.call('HSET', key, 'tokens', num(tokens), 'ts', num(now))
-    redis.call('EXPIRE', key, math.ceil(capacity / rate) + 60)
-  elseif kind == 'counter' then
-    -- Lua doubles, as in-process (INCRBYFLOAT adds in long double: results would differ)
-    redis.call('SET', key, num(counter_used(key) + cost), 'EX', math.ceil(ttl) + 60)
-  else
-    redis.call('ZADD', key, num(now + ttl), ARGV[b + 7])
-    redis.call('EXPIRE', key, math.ceil(ttl) + 60)
+-- Evaluate n checks (fields after ARGV[base], keys after KEYS[koff]); take all or none.
+local function take_all(base, koff, n)
+  local results = {}
+  for i = 1, n do
+    local b = base + (i - 1) * 7
+    local kind, cost, limit = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+    local capacity, rate, ttl = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
+    local key = KEYS[koff + i]
+    if kind == 'bucket' then
+      local tokens = bucket_tokens(key, capacity, rate)
+      if cost > capacity then return {0, i, '-1', results} end
+      if tokens < cost then
+        local wait = (cost - tokens) / rate
+        return {0, i, num(wait), results}
+      end
+      local left = tokens - cost
+      results[i] = {num(math.floor(left)), num((capacity - left) / rate)}
+    elseif kind == 'counter' then
+      local used = counter_used(key)
+      if used + cost > limit or (cost == 0 and used >= limit) then
+        return {0, i, num(ttl), results}
+      end
+      results[i] = {num(limit - used - cost), num(ttl)}
+    else
+      local held = leases_held(key)
+      if held >= limit then return {0, i, '1', results} end
+      results[i] = {num(limit - held - 1), '0'}
+    end
   end
+  for i = 1, n do
+    local b = base + (i - 1) * 7
+    local kind, cost = ARGV[b + 1], tonumber(ARGV[b + 2])
+    local capacity, rate, ttl = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
+    local key = KEYS[koff + i]
+    if kind == 'bucket' then
+      local tokens = bucket_tokens(key, capacity, rate) - cost
+      redis.call('HSET', key, 'tokens', num(tokens), 'ts', num(now))
+      redis.call('EXPIRE', key, math.ceil(capacity / rate) + 60)
+    elseif kind == 'counter' then
+      -- Lua doubles, as in-process (INCRBYFLOAT adds in long double: results would differ)
+      redis.call('SET', key, num(counter_used(key) + cost), 'EX', math.ceil(ttl) + 60)
+    else
+      redis.call('ZADD', key, num(now + ttl), ARGV[b + 7])
+      redis.call('EXPIRE', key, math.ceil(ttl) + 60)
+    end
+  end
+  return {1, 0, '', results}
 end
-return {1, 0, '', results}
 """
 )
 
-SETTLE = (
-    COMMON
+# ARGV: now, n, then n checks (7 fields each).
+TAKE = FUNCTIONS + "\nreturn take_all(2, 0, tonumber(ARGV[2]))\n"
+# ARGV: now, n, then n adjustments (8 fields each).
+SETTLE = FUNCTIONS + "\nsettle_all(2, 0, tonumber(ARGV[2]))\nreturn 1\n"
+# One round trip per request: the previous calls' reconciliations ride along with the next
+# admission. ARGV: now, na, na adjustments, n, n checks; KEYS: adjustment keys, check keys.
+SETTLE_THEN_TAKE = (
+    FUNCTIONS
     + """
-local n = tonumber(ARGV[2])
-for i = 1, n do
-  local b = 2 + (i - 1) * 8
-  local kind, delta = ARGV[b + 1], tonumber(ARGV[b + 8])
-  local capacity, rate, ttl = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
-  local key = KEYS[i]
-  if kind == 'bucket' then
-    local tokens = math.min(capacity, bucket_tokens(key, capacity, rate) - delta)
-    redis.call('HSET', key, 'tokens', num(tokens), 'ts', num(now))
-    redis.call('EXPIRE', key, math.ceil(capacity / rate) + 60)
-  elseif kind == 'counter' then
-    local used = math.max(0, counter_used(key) + delta)
-    redis.call('SET', key, num(used), 'EX', math.ceil(ttl) + 60)
-  else
-    redis.call('ZREM', key, ARGV[b + 7])
-  end
-end
-return 1
+local na = tonumber(ARGV[2])
+settle_all(2, 0, na)
+local base = 3 + na * 8
+return take_all(base, na, tonumber(ARGV[base]))
 """
 )
 
@@ -147,14 +160,28 @@ def _pair(raw: list[bytes]) -> CheckResult:
 class RedisLimiter:
     def __init__(self, client: aioredis.Redis) -> None:
         self._take = client.register_script(TAKE)
+        self._settle_take = client.register_script(SETTLE_THEN_TAKE)
         self._settle = client.register_script(SETTLE)
         self._peek = client.register_script(PEEK)
 
-    async def take(self, checks: list[Check], now: float) -> Verdict:
-        args: list[str | int | float] = [now, len(checks)]
-        for check in checks:
-            args += _args(check)
-        allowed, index, wait, results = await self._take(keys=[c.key for c in checks], args=args)
+    async def take(
+        self, checks: list[Check], now: float, adjustments: list[Adjustment] | None = None
+    ) -> Verdict:
+        if adjustments:
+            args: list[str | int | float] = [now, len(adjustments)]
+            for adjustment in adjustments:
+                args += [*_args(adjustment.check), adjustment.delta]
+            args.append(len(checks))
+            for check in checks:
+                args += _args(check)
+            keys = [a.check.key for a in adjustments] + [c.key for c in checks]
+            raw = await self._settle_take(keys=keys, args=args)
+        else:
+            args = [now, len(checks)]
+            for check in checks:
+                args += _args(check)
+            raw = await self._take(keys=[c.key for c in checks], args=args)
+        allowed, index, wait, results = raw
         parsed = tuple(_pair(r) for r in results)
         if allowed:
             return Verdict(True, -1, None, parsed)

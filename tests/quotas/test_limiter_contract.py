@@ -337,3 +337,22 @@ def test_a_concurrency_limit_is_exact_across_processes(redis_url):
     assert admitted == 5
     with redis.Redis.from_url(redis_url) as client:
         assert client.zcard(key) == 5
+
+
+async def test_reconciliations_ride_along_with_the_next_take(backend):
+    """One round trip per request: queued adjustments are applied first, in the same atomic
+    step as the next admission, with the same result as settling separately."""
+    from aigateway.gateway.limits import _limiter
+    from aigateway.quotas.checks import BUCKET, Check
+    from aigateway.quotas.limiter import Adjustment
+
+    limiter = _limiter()
+    tokens = Check("contract:ride:tpm", BUCKET, 100, 1000, capacity=1000, rate=1000 / 60)
+    requests = Check("contract:ride:rpm", BUCKET, 1, 10, capacity=10, rate=10 / 60)
+    first = await limiter.take([tokens], 5000.0)
+    assert first.results[0].remaining == 900
+    # The call really used 40 tokens, not the 100 estimated: 60 come back with the next take.
+    verdict = await limiter.take([tokens, requests], 5000.0, [Adjustment(tokens, -60)])
+    assert verdict.allowed
+    assert verdict.results[0].remaining == 900 + 60 - 100
+    assert verdict.results[1].remaining == 9

@@ -25,6 +25,7 @@ from django.test import AsyncClient
 from aigateway.audit.models import AuditEvent
 from aigateway.core.redis import reset_clients
 from aigateway.gateway import limits
+from aigateway.gateway.limits import settles_flush
 from aigateway.quotas import alerts
 from aigateway.quotas.checks import COUNTER, Check, budget_period
 from aigateway.quotas.limiter import InProcessLimiter
@@ -151,10 +152,13 @@ async def test_a_team_token_budget_is_reconciled_with_real_usage(backend, demo, 
     assert first.status_code == 200, first.content
     used = first.json()["usage"]["total_tokens"]
     assert used != ESTIMATE  # else this test could not tell the two apart
+    # Reconciliation is queued and rides along with the next admission (or a 50 ms timer).
+    await settles_flush()
     assert await budget_remaining("team", cast.team.pk, "tokens_day", 1000) == 1000 - used
 
     second = await post(demo.raw_key)
     used += second.json()["usage"]["total_tokens"]
+    await settles_flush()
     assert await budget_remaining("team", cast.team.pk, "tokens_day", 1000) == 1000 - used
 
 
@@ -378,6 +382,7 @@ async def test_redis_failing_after_admission_never_fails_the_answered_call(
     response = await call
     assert response.status_code == 200, response.content
     assert response.json()["choices"][0]["message"]["content"] == "Echo from gpt-slow: Hello"
+    await settles_flush()  # the queued reconciliation meets the Redis outage
     assert any("not settled" in r.getMessage() for r in caplog.records)
 
 
