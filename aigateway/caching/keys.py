@@ -10,8 +10,8 @@ from typing import Any
 
 from providers.types import ChatRequest, Message
 
-# Fields that do not change what the model answers are left out of the key.
-IGNORED = {"stream", "include_usage", "user"}
+# Left out of every key: they do not change what the model answers (stream, include_usage,
+# user).
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -23,12 +23,10 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def request_fingerprint(request: ChatRequest) -> str:
-    """sha256 over the normalized request: messages, sampling and output-shaping
-    parameters, tools. Two requests with equal fingerprints ask for the same answer."""
-    data = {
+def _answer_shaping(request: ChatRequest) -> dict[str, Any]:
+    """Everything besides the messages that changes what the model answers."""
+    return {
         "model": request.model,
-        "messages": [_message(m) for m in request.messages],
         "temperature": request.temperature,
         "top_p": request.top_p,
         "max_tokens": request.max_tokens,
@@ -39,6 +37,12 @@ def request_fingerprint(request: ChatRequest) -> str:
         "seed": request.seed,
         "extra": request.extra,
     }
+
+
+def request_fingerprint(request: ChatRequest) -> str:
+    """sha256 over the normalized request: messages, sampling and output-shaping
+    parameters, tools. Two requests with equal fingerprints ask for the same answer."""
+    data = {**_answer_shaping(request), "messages": [_message(m) for m in request.messages]}
     return hashlib.sha256(_canonical(data).encode()).hexdigest()
 
 
@@ -48,19 +52,7 @@ def context_fingerprint(request: ChatRequest) -> str:
     Python?" only matches within the same conversation context."""
     last_user = max((i for i, m in enumerate(request.messages) if m.role == "user"), default=-1)
     earlier = [_message(m) for i, m in enumerate(request.messages) if i != last_user]
-    data = {
-        "model": request.model,
-        "earlier": earlier,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "max_tokens": request.max_tokens,
-        "stop": request.stop,
-        "tools": request.tools,
-        "tool_choice": request.tool_choice,
-        "response_format": request.response_format,
-        "seed": request.seed,
-        "extra": request.extra,
-    }
+    data = {**_answer_shaping(request), "earlier": earlier}
     return hashlib.sha256(_canonical(data).encode()).hexdigest()
 
 
