@@ -3,29 +3,24 @@
 ``limits_visible_to`` costs a fixed number of queries whatever the number of limits, teams,
 keys or users (two for the user's roles, one per kind of target, one for the limits, one for
 the alerts) and ONE limiter call: every visible, enabled limit is peeked in a single
-``peek`` (one Lua script with Redis), which takes nothing.
+``peek`` (aigateway.quotas.live_usage), which takes nothing.
 
-Visibility and management rights come from aigateway.quotas.services (``can_view``,
+Visibility and management rights come from aigateway.quotas.permissions (``can_view``,
 ``can_manage``), applied to targets loaded in bulk here.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
-from redis.exceptions import RedisError
 
-from aigateway.quotas.checks import Check, CheckResult
+from aigateway.quotas.live_usage import LimitUsage, count_text, dollars_text, with_usage
 from aigateway.quotas.models import Limit, LimitKind, QuotaAlert, Scope
-from aigateway.quotas.rules import KIND_LABELS, PER_MINUTE, Demand, Rule, check_for
-from aigateway.quotas.services import (
+from aigateway.quotas.permissions import (
     AnyUser,
     Roles,
     Target,
@@ -36,10 +31,9 @@ from aigateway.quotas.services import (
     missing_target,
     roles_of,
 )
+from aigateway.quotas.rules import KIND_LABELS
 from aigateway.routing.models import Deployment
 from auth.models import ApiKey, Organisation, OrgMembership, Team, TeamMembership
-
-logger = logging.getLogger(__name__)
 
 SCOPE_ORDER: list[str] = [Scope.ORGANISATION, Scope.TEAM, Scope.KEY, Scope.USER, Scope.DEPLOYMENT]
 SCOPE_NAMES: dict[str, str] = {
@@ -50,82 +44,6 @@ SCOPE_NAMES: dict[str, str] = {
     Scope.DEPLOYMENT: "Deployment",
 }
 KIND_ORDER = list(LimitKind.values)
-_PEEK_DEMAND = Demand(prompt_tokens=0, total_tokens=0, lease_id="")
-
-
-def duration_text(seconds: float) -> str:
-    """12s, 4m 10s, 5h 3m, 6d 3h."""
-    total = max(0, round(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
-
-
-def _count(number: float) -> str:
-    return f"{int(number):,}"
-
-
-def _dollars(number: float) -> str:
-    return f"${number:,.2f}"
-
-
-@dataclass(frozen=True)
-class LimitUsage:
-    """What the limiter holds for one limit right now (from ``peek``)."""
-
-    kind: str
-    limit: float  # the configured value
-    capacity: float  # rpm/tpm: the bucket's size (burst, else the value); else the value
-    remaining: float
-    reset_seconds: float  # bucket: until full again; budget: until the period ends
-    soft_threshold_percent: int
-    now: datetime
-
-    @property
-    def used(self) -> float:
-        return max(0.0, self.capacity - max(0.0, self.remaining))
-
-    @property
-    def percent_used(self) -> int:
-        return min(100, round(100 * self.used / self.capacity)) if self.capacity else 0
-
-    @property
-    def over_soft_threshold(self) -> bool:
-        return self.percent_used >= self.soft_threshold_percent
-
-    @property
-    def resets_at(self) -> datetime:
-        return self.now + timedelta(seconds=self.reset_seconds)
-
-    @property
-    def summary(self) -> str:
-        remaining = max(0.0, self.remaining)
-        if self.kind in PER_MINUTE:
-            unit = "requests" if self.kind == "rpm" else "tokens"
-            return f"{_count(remaining)} of {_count(self.capacity)} {unit} available now"
-        if self.kind == "concurrent":
-            return f"{_count(self.used)} of {_count(self.capacity)} in use"
-        period = "today" if self.kind.endswith("_day") else "this month"
-        if self.kind.startswith("cost_"):
-            return f"{_dollars(self.used)} of {_dollars(self.limit)} spent {period}"
-        return f"{_count(self.used)} of {_count(self.limit)} tokens used {period}"
-
-    @property
-    def reset_text(self) -> str:
-        if self.kind == "concurrent":
-            return ""
-        if self.kind in PER_MINUTE:
-            if self.reset_seconds < 0.5:
-                return "full"
-            return f"full again in {duration_text(self.reset_seconds)}"
-        return f"resets in {duration_text(self.reset_seconds)}"
 
 
 @dataclass(frozen=True)
@@ -155,7 +73,7 @@ class LimitRow:
     @property
     def value_text(self) -> str:
         if self.kind.startswith("cost_"):
-            return _dollars(float(self.value))
+            return dollars_text(float(self.value))
         return f"{self.value.normalize():,f}"
 
     @property
@@ -178,8 +96,8 @@ class AlertRow:
     @property
     def used_text(self) -> str:
         if self.limit.kind.startswith("cost_"):
-            return _dollars(float(self.used))
-        return _count(float(self.used))
+            return dollars_text(float(self.used))
+        return count_text(float(self.used))
 
     @property
     def can_acknowledge(self) -> bool:
@@ -321,58 +239,6 @@ def _universe(roles: Roles, user: AnyUser) -> _Universe:
     )
 
 
-# -- live usage ---------------------------------------------------------------------------------
-def _checks(rows: list[LimitRow], now: datetime) -> list[tuple[int, Check]]:
-    checks = []
-    for index, row in enumerate(rows):
-        if not row.enabled or not row.target.exists:
-            continue
-        rule = Rule(
-            limit_id=row.id,
-            scope=row.scope,
-            scope_id=row.target.scope_id,
-            kind=row.kind,
-            value=float(row.value),
-            burst=float(row.burst) if row.burst is not None else None,
-            soft_percent=row.soft_threshold_percent,
-        )
-        checks.append((index, check_for(rule, _PEEK_DEMAND, tz_name=row.target.time_zone,
-                                        now=now)))  # fmt: skip
-    return checks
-
-
-def _peek(checks: list[Check]) -> list[CheckResult] | None:
-    """One limiter call for every check of the page; None if the limiter is unreachable."""
-    if not checks:
-        return []
-
-    async def peek() -> list[CheckResult]:
-        from aigateway.gateway.limits import _limiter
-
-        return await _limiter().peek(checks, time.time())
-
-    try:
-        return async_to_sync(peek)()
-    except (RedisError, OSError):
-        logger.warning("live limit usage unavailable: the limiter (Redis) cannot be reached")
-        return None
-
-
-def _with_usage(rows: list[LimitRow], now: datetime) -> tuple[list[LimitRow], bool]:
-    indexed = _checks(rows, now)
-    results = _peek([check for _, check in indexed])
-    if results is None:
-        return rows, False
-    rows = list(rows)
-    for (index, check), result in zip(indexed, results, strict=True):
-        row = rows[index]
-        capacity = check.capacity if check.type == "bucket" else check.limit
-        usage = LimitUsage(row.kind, float(row.value), capacity, result.remaining,
-                           result.reset_seconds, row.soft_threshold_percent, now)  # fmt: skip
-        rows[index] = replace(row, usage=usage)
-    return rows, True
-
-
 # -- the page -----------------------------------------------------------------------------------
 def _sort_key(row: LimitRow) -> tuple[int, str, int]:
     scope = SCOPE_ORDER.index(row.scope) if row.scope in SCOPE_ORDER else len(SCOPE_ORDER)
@@ -414,7 +280,7 @@ def limits_visible_to(
     now = datetime.now(UTC)
     available = True
     if live:
-        rows, available = _with_usage(rows, now)
+        rows, available = with_usage(rows, now)
     alerts: list[AlertRow] = []
     if with_alerts and rows:
         by_id = {row.id: row for row in rows}

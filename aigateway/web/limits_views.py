@@ -1,6 +1,6 @@
 """The Limits page: the limits a user may see with live usage, setting, changing and deleting
 limits, and open quota alerts. Views only parse the request, call a service or selector and
-render; who may do what is decided by aigateway.quotas.services.
+render; who may do what is decided by aigateway.quotas.permissions.
 
 Status codes: a limit the user may not see is 404 (as if it did not exist); one they may see
 but not change is 403; an invalid form is 400, re-rendered with its errors.
@@ -22,15 +22,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from aigateway.quotas.models import Limit, LimitKind, QuotaAlert
+from aigateway.quotas.permissions import Target, limit_require_manage, limit_require_view
 from aigateway.quotas.selectors import limits_visible_to
 from aigateway.quotas.services import (
-    Target,
     alert_acknowledge,
     amount_text,
     limit_delete,
     limit_describe,
-    limit_require_manage,
-    limit_require_view,
     limit_set,
 )
 
