@@ -168,6 +168,8 @@ AIGATEWAY_METRICS_TOKEN = env_str("AIGATEWAY_METRICS_TOKEN", "")
 AIGATEWAY_METRICS_ALLOWED_IPS = env_list("AIGATEWAY_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
 # Response cache: entries kept in process at most (Redis: its own maxmemory policy evicts).
 AIGATEWAY_CACHE_MAX_ENTRIES = env_int("AIGATEWAY_CACHE_MAX_ENTRIES", 10_000)
+# Semantic cache: entries kept per namespace (tenant + route + conversation context).
+AIGATEWAY_SEMANTIC_MAX_ENTRIES = env_int("AIGATEWAY_SEMANTIC_MAX_ENTRIES", 10_000)
 # Usage records are buffered and written in batches off the request path.
 AIGATEWAY_USAGE_FLUSH_SECONDS = env_float("AIGATEWAY_USAGE_FLUSH_SECONDS", 1.0)
 AIGATEWAY_USAGE_FLUSH_BATCH = env_int("AIGATEWAY_USAGE_FLUSH_BATCH", 500)

@@ -26,7 +26,7 @@ TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")
 
 
 def _clear_process_state() -> None:
-    from aigateway.caching import store
+    from aigateway.caching import semantic, store
     from aigateway.gateway import breaker, latency, limits
     from aigateway.quotas import alerts, limiter
 
@@ -40,6 +40,7 @@ def _clear_process_state() -> None:
     limits._flush_task = None
     alerts._raised.clear()
     store._local = store.InProcessAnswerStore()
+    semantic._indexes.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,10 @@ import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from aigateway.caching.keys import request_fingerprint
+from aigateway.caching.keys import context_fingerprint, last_user_text, request_fingerprint
+from aigateway.caching.semantic import embed_prompt, semantic_add, semantic_search
 from aigateway.caching.store import PREFIX, answer_store
 from aigateway.gateway.principal import Principal
 from providers.types import ChatRequest, ChatResponse, ServedBy, ToolCall, Usage
@@ -41,6 +43,14 @@ class CacheControl:
     def from_header(cls, value: str) -> CacheControl:
         directives = {part.strip().lower() for part in value.split(",") if part.strip()}
         return cls(no_cache="no-cache" in directives, no_store="no-store" in directives)
+
+
+@dataclass(slots=True)
+class CacheProbe:
+    """What a lookup learned that the store step reuses (the prompt's embedding)."""
+
+    namespace: str = ""
+    vector: Any = None  # numpy array when the semantic cache embedded the prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,17 +122,41 @@ async def cache_lookup(
     control: CacheControl,
     *,
     response_id: str,
+    probe: CacheProbe | None = None,
 ) -> CachedAnswer | None:
     if control.no_cache or not cacheable(request, policy):
         return None
     try:
         raw = await answer_store().get(_exact_key(principal, request, policy))
+        if raw is not None:
+            answer = decode_answer(raw, model=request.model, response_id=response_id)
+            return CachedAnswer(answer, HIT)
+        if policy.semantic and probe is not None:
+            return await _semantic_lookup(principal, request, policy, probe, response_id)
     except Exception:  # noqa: BLE001 - a cache outage is a miss, never an error
         logger.warning("cache lookup failed; treated as a miss")
+    return None
+
+
+async def _semantic_lookup(
+    principal: Principal,
+    request: ChatRequest,
+    policy: CachePolicy,
+    probe: CacheProbe,
+    response_id: str,
+) -> CachedAnswer | None:
+    text = last_user_text(request)
+    if not text.strip():
         return None
-    if raw is None:
+    probe.namespace = (
+        f"{namespace(principal, request.model, policy.scope)}:{context_fingerprint(request)}"
+    )
+    probe.vector = await embed_prompt(text)
+    found = await semantic_search(probe.namespace, probe.vector)
+    if found is None or found[1] < policy.semantic_threshold:
         return None
-    return CachedAnswer(decode_answer(raw, model=request.model, response_id=response_id), HIT)
+    answer = decode_answer(found[0], model=request.model, response_id=response_id)
+    return CachedAnswer(answer, SEMANTIC_HIT, similarity=found[1])
 
 
 async def cache_store(
@@ -131,14 +165,18 @@ async def cache_store(
     policy: CachePolicy,
     control: CacheControl,
     response: ChatResponse,
+    probe: CacheProbe | None = None,
 ) -> None:
     """Store a complete answer (never errors or cut-off streams: callers store only those)."""
     if control.no_store or not cacheable(request, policy) or response.finish_reason is None:
         return
+    encoded = encode_answer(response)
     try:
         await answer_store().set(
-            _exact_key(principal, request, policy), encode_answer(response), policy.ttl_seconds
+            _exact_key(principal, request, policy), encoded, policy.ttl_seconds
         )
+        if policy.semantic and probe is not None and probe.vector is not None:
+            await semantic_add(probe.namespace, probe.vector, encoded, policy.ttl_seconds)
     except Exception:  # noqa: BLE001 - failing to store only costs a future miss
         logger.warning("cache store failed")
 

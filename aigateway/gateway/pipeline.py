@@ -72,6 +72,7 @@ class CallOutcome:
 
     cache_status: str = cache.MISS
     cache_similarity: float | None = None
+    cache_probe: cache.CacheProbe = field(default_factory=cache.CacheProbe)
     served_by: ServedBy | None = None
     attempts: Attempts = field(default_factory=Attempts)
     rate_limit_headers: dict[str, str] = field(default_factory=dict)
@@ -167,6 +168,7 @@ async def _lookup(
     cached = await cache.cache_lookup(
         ctx.principal, request, route.cache, ctx.cache_control,
         response_id="chatcmpl-" + ctx.request_id.removeprefix("req_"),
+        probe=outcome.cache_probe,
     )  # fmt: skip
     if cached is not None:
         outcome.cache_status = cached.status
@@ -207,7 +209,9 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
             usage=response.usage,
         )
         await lease.settle(response.usage, response.cost_usd)
-        await cache.cache_store(ctx.principal, request, route.cache, ctx.cache_control, response)
+        await cache.cache_store(
+            ctx.principal, request, route.cache, ctx.cache_control, response, outcome.cache_probe
+        )
     _record(
         ctx, request, outcome, status_code=200, usage=response.usage, cost_usd=response.cost_usd
     )
@@ -272,8 +276,9 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
                     usage=answer.usage,
                 )  # fmt: skip
                 await cache.cache_store(
-                    ctx.principal, request, route.cache, ctx.cache_control, answer
-                )
+                    ctx.principal, request, route.cache, ctx.cache_control, answer,
+                    outcome.cache_probe,
+                )  # fmt: skip
         except BaseException as exc:  # includes client disconnect (CancelledError)
             error_type = getattr(exc, "kind", None) or type(exc).__name__
             status = 499 if not hasattr(exc, "kind") else 502
