@@ -47,22 +47,40 @@ return seq
 
 @dataclass
 class NamespaceIndex:
-    """The matrix of one namespace in this process."""
+    """The matrix of one namespace in this process: rows in a buffer that doubles when full
+    (adding is amortised O(1), never a copy of the whole matrix per entry)."""
 
     ids: list[str] = field(default_factory=list)
-    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), dtype=np.float32))
+    order: list[int] = field(default_factory=list)  # insertion number of each row
+    added: int = 0
+    data: np.ndarray = field(default_factory=lambda: np.zeros((16, DIM), dtype=np.float32))
     synced_seq: int = 0
     answers: dict[str, tuple[float, bytes]] = field(default_factory=dict)  # in-process mode
 
+    @property
+    def matrix(self) -> np.ndarray:
+        return self.data[: len(self.ids)]
+
     def add(self, entry_id: str, vector: np.ndarray) -> None:
+        if len(self.ids) == len(self.data):
+            grown = np.zeros((len(self.data) * 2, DIM), dtype=np.float32)
+            grown[: len(self.ids)] = self.data
+            self.data = grown
+        self.data[len(self.ids)] = vector
         self.ids.append(entry_id)
-        self.matrix = np.vstack([self.matrix, vector.reshape(1, DIM).astype(np.float32)])
+        self.order.append(self.added)
+        self.added += 1
 
     def remove(self, entry_id: str) -> None:
-        if entry_id in self.ids:
-            index = self.ids.index(entry_id)
-            self.ids.pop(index)
-            self.matrix = np.delete(self.matrix, index, axis=0)
+        """Swap the last row into the hole: O(1)."""
+        if entry_id not in self.ids:
+            return
+        index, last = self.ids.index(entry_id), len(self.ids) - 1
+        self.data[index] = self.data[last]
+        self.ids[index] = self.ids[last]
+        self.order[index] = self.order[last]
+        self.ids.pop()
+        self.order.pop()
 
     def search(self, vector: np.ndarray) -> tuple[str, float] | None:
         if not self.ids:
@@ -72,11 +90,16 @@ class NamespaceIndex:
         return self.ids[best], float(scores[best])
 
     def trim(self, max_entries: int) -> None:
+        """Keep the newest ``max_entries`` (in-process mode; Redis trims on add)."""
         excess = len(self.ids) - max_entries
-        for entry_id in self.ids[: max(0, excess)]:
-            self.answers.pop(entry_id, None)
-        if excess > 0:
-            self.ids, self.matrix = self.ids[excess:], self.matrix[excess:]
+        if excess <= 0:
+            return
+        keep = np.sort(np.argsort(np.asarray(self.order))[excess:])  # drop the oldest rows
+        for row in np.argsort(np.asarray(self.order))[:excess]:
+            self.answers.pop(self.ids[int(row)], None)
+        self.data[: len(keep)] = self.data[keep]
+        self.ids = [self.ids[int(row)] for row in keep]
+        self.order = [self.order[int(row)] for row in keep]
 
 
 _indexes: dict[str, NamespaceIndex] = {}
@@ -164,3 +187,24 @@ async def embed_prompt(text: str) -> np.ndarray:
                 _embedder = LocalEmbedder()
     embedder = _embedder
     return await asyncio.to_thread(embedder.embed_one, text)
+
+
+async def semantic_purge(namespace_prefix: str) -> int:
+    """Drop the semantic entries of namespaces starting with ``namespace_prefix`` (a tenant,
+    optionally one route). Sequence counters stay, so other processes keep syncing."""
+    removed = 0
+    with _lock:
+        doomed = [ns for ns in _indexes if ns.startswith(namespace_prefix)]
+        for ns in doomed:
+            removed += len(_indexes.pop(ns).answers)
+    client = get_async_redis()
+    if client is None:
+        return removed
+    removed = 0
+    async for key in client.scan_iter(match=PREFIX + namespace_prefix + "*", count=500):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if name.endswith(":seq"):
+            continue
+        removed += int(":a:" in name)
+        await client.delete(name)
+    return removed

@@ -16,7 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 from aigateway.caching.keys import context_fingerprint, last_user_text, request_fingerprint
-from aigateway.caching.semantic import embed_prompt, semantic_add, semantic_search
+from aigateway.caching.semantic import (
+    embed_prompt,
+    semantic_add,
+    semantic_purge,
+    semantic_search,
+)
 from aigateway.caching.store import PREFIX, answer_store
 from aigateway.gateway.principal import Principal
 from providers.types import ChatRequest, ChatResponse, ServedBy, ToolCall, Usage
@@ -183,5 +188,6 @@ async def cache_store(
 
 async def cache_purge(*, scope: str, owner_id: int, route: str = "") -> int:
     """Drop cached answers of one tenant (and optionally one route)."""
-    prefix = f"{PREFIX}x:{scope}:{owner_id}:" + (f"{route}:" if route else "")
-    return await answer_store().purge(prefix)
+    owner = f"{scope}:{owner_id}:" + (f"{route}:" if route else "")
+    exact = await answer_store().purge(f"{PREFIX}x:{owner}")
+    return exact + await semantic_purge(owner)

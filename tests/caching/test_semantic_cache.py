@@ -92,3 +92,31 @@ async def test_capacity_per_namespace_drops_the_oldest(keys, upstream, settings)
     await ask(keys["a"], ORIGINAL)
     await ask(keys["a"], "What is the capital of France?")  # pushes ORIGINAL out
     assert (await ask(keys["a"], PARAPHRASE))["x-aigateway-cache"] == "MISS"
+
+
+def test_the_index_finds_the_nearest_row_and_survives_removals():
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(100, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = semantic.NamespaceIndex()
+    for number, vector in enumerate(vectors):
+        index.add(f"e{number}", vector)
+    assert index.search(vectors[42]) == ("e42", pytest.approx(1.0, abs=1e-5))
+    index.remove("e42")
+    index.remove("e99")  # the last row, moved nowhere
+    assert len(index.matrix) == 98
+    assert index.search(vectors[42])[0] != "e42"
+    assert index.search(vectors[10]) == ("e10", pytest.approx(1.0, abs=1e-5))
+    index.trim(50)
+    assert len(index.ids) == 50 and index.search(vectors[98])[0] == "e98"
+
+
+async def test_purging_a_team_drops_its_semantic_entries(keys, upstream, cast):
+    from aigateway.gateway.cache import cache_purge
+
+    await ask(keys["a"], ORIGINAL)
+    assert await cache_purge(scope="team", owner_id=cast.team.pk) == 2  # exact + semantic
+    assert (await ask(keys["a"], PARAPHRASE))["x-aigateway-cache"] == "MISS"
+    assert (await ask(keys["a"], ORIGINAL))["x-aigateway-cache"] == "SEMANTIC-HIT"  # re-stored
