@@ -64,7 +64,7 @@ ROUTE_SETTINGS: tuple[tuple[str, str, str, SettingValue], ...] = (
     ("cache", "scope", "cache_scope", "team"),
     ("cache", "ttl_seconds", "cache_ttl_seconds", 3600),
     ("cache", "semantic", "semantic_cache", False),
-    ("cache", "semantic_threshold", "semantic_threshold", 0.92),
+    ("cache", "semantic_threshold", "semantic_threshold", 0.97),
 )
 # Route field → its place in the file ("retries.max"), for the diff.
 SETTING_LABELS = {name: f"{block}.{key}" for block, key, name, _ in ROUTE_SETTINGS}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from aigateway.caching.guard import same_question
 from aigateway.caching.keys import context_fingerprint, last_user_text, request_fingerprint
 from aigateway.caching.semantic import (
     embed_prompt,
@@ -36,7 +37,7 @@ class CachePolicy:
     scope: str = "team"  # key | team | org
     ttl_seconds: int = 3600
     semantic: bool = False
-    semantic_threshold: float = 0.92
+    semantic_threshold: float = 0.97
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,9 @@ async def _semantic_lookup(
     found = await semantic_search(probe.namespace, probe.vector)
     if found is None or found[1] < policy.semantic_threshold:
         return None
+    cached_prompt = json.loads(found[0]).get("prompt", "")
+    if not same_question(cached_prompt, text):  # numbers, negations, direction, opposites
+        return None
     answer = decode_answer(found[0], model=request.model, response_id=response_id)
     return CachedAnswer(answer, SEMANTIC_HIT, similarity=found[1])
 
@@ -181,7 +185,11 @@ async def cache_store(
             _exact_key(principal, request, policy), encoded, policy.ttl_seconds
         )
         if policy.semantic and probe is not None and probe.vector is not None:
-            await semantic_add(probe.namespace, probe.vector, encoded, policy.ttl_seconds)
+            # The prompt rides along for the word-level check of later near-matches.
+            with_prompt = json.loads(encoded) | {"prompt": last_user_text(request)}
+            await semantic_add(
+                probe.namespace, probe.vector, json.dumps(with_prompt).encode(), policy.ttl_seconds
+            )
     except Exception:  # noqa: BLE001 - failing to store only costs a future miss
         logger.warning("cache store failed")
 

@@ -41,7 +41,7 @@ DEFAULT_BLOCK = {
     "scope": "team",
     "ttl_seconds": 3600,
     "semantic": False,
-    "semantic_threshold": 0.92,
+    "semantic_threshold": 0.97,
 }
 
 
@@ -146,7 +146,7 @@ def test_omitted_block_and_keys_mean_the_defaults(tmp_path: Path) -> None:
     out, _ = apply(tmp_path, partial)
     assert out.splitlines()[0] == (
         "~ route cached: cache.mode 'always' → 'deterministic'; cache.ttl_seconds 86400 → 3600; "
-        "cache.semantic true → false; cache.semantic_threshold 0.95 → 0.92"
+        "cache.semantic true → false; cache.semantic_threshold 0.95 → 0.97"
     )
     without = "\n".join(line for line in CACHED.splitlines() if "cache:" not in line)
     out, _ = apply(tmp_path, without + "\n")
