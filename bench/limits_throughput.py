@@ -53,12 +53,16 @@ def run(cmd: list[str], env: dict[str, str], **kw: object) -> subprocess.Complet
 
 
 def wrk(
-    url: str, seconds: int, env: dict[str, str], connections: int = 16
+    url: str,
+    seconds: int,
+    env: dict[str, str],
+    connections: int = 16,
+    script: str = "bench/chat.lua",
 ) -> tuple[float, float, float]:
     started_cpu = os.times()
     out = run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-         "-s", "bench/chat.lua", url],
+         "-s", script, url],
         env,
     ).stdout  # fmt: skip
     cpu = os.times()

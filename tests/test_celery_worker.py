@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from celery.backends.redis import RedisBackend
+from celery.result import AsyncResult
 from django.db import connection
 from django.utils import timezone
 
@@ -45,6 +47,7 @@ def worker(redis_url, transactional_db):
     keys = ("broker_url", "result_backend", "task_always_eager")
     saved = {key: celery_app.conf[key] for key in keys}
     celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
+    process.redis_url = redis_url  # type: ignore[attr-defined]
     yield process
     celery_app.conf.update(saved)
     process.terminate()
@@ -60,7 +63,11 @@ def test_a_real_worker_runs_the_housekeeping_task(worker):
     Credential.objects.filter(pk=old.pk).update(
         status=CredentialStatus.RETIRING, retire_at=timezone.now() - timedelta(seconds=1)
     )
-    result = credentials_housekeeping.delay()
+    sent = credentials_housekeeping.delay()
+    # The app caches its result backend on first use (an earlier test in this process may
+    # have made it the disabled one), so read the result through an explicit Redis backend.
+    backend = RedisBackend(app=celery_app, url=worker.redis_url)
+    result = AsyncResult(sent.id, backend=backend, app=celery_app)
     try:
         outcome = result.get(timeout=60)
     except Exception:
