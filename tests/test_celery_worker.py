@@ -10,12 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from celery.backends.redis import RedisBackend
-from celery.result import AsyncResult
+from celery import Celery
 from django.db import connection
 from django.utils import timezone
 
-from aigateway.celery import app as celery_app
 from providers.models import Credential, CredentialStatus, Provider, ProviderKind
 from providers.services import credential_create
 from providers.tasks import credentials_housekeeping
@@ -44,12 +42,8 @@ def worker(redis_url, transactional_db):
          "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    keys = ("broker_url", "result_backend", "task_always_eager")
-    saved = {key: celery_app.conf[key] for key in keys}
-    celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
     process.redis_url = redis_url  # type: ignore[attr-defined]
     yield process
-    celery_app.conf.update(saved)
     process.terminate()
     try:
         process.wait(timeout=15)
@@ -63,11 +57,11 @@ def test_a_real_worker_runs_the_housekeeping_task(worker):
     Credential.objects.filter(pk=old.pk).update(
         status=CredentialStatus.RETIRING, retire_at=timezone.now() - timedelta(seconds=1)
     )
-    sent = credentials_housekeeping.delay()
-    # The app caches its result backend on first use (an earlier test in this process may
-    # have made it the disabled one), so read the result through an explicit Redis backend.
-    backend = RedisBackend(app=celery_app, url=worker.redis_url)
-    result = AsyncResult(sent.id, backend=backend, app=celery_app)
+    # A client of its own, as another process would be: the project's app is configured
+    # eager for the test suite and caches its broker connections and result backend.
+    client = Celery("aigateway-test-client", broker=worker.redis_url, backend=worker.redis_url)
+    client.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
+    result = client.send_task(credentials_housekeeping.name)
     try:
         outcome = result.get(timeout=60)
     except Exception:
