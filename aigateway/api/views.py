@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -55,6 +56,33 @@ def _client_timeout(request: HttpRequest) -> float | None:
         if 0 < value < 86_400:
             return value
     return None
+
+
+class StreamBody:
+    """The SSE body. Django calls ``close()`` when the response ends; if the body never
+    started (the client left before the first byte) the stream is abandoned properly:
+    lease released, upstream closed, call recorded."""
+
+    def __init__(self, events: AsyncIterator[bytes], abandon: Callable[[], Awaitable[None]]):
+        self._events = events
+        self._abandon = abandon
+        self._loop = asyncio.get_running_loop()
+        self.started = False
+
+    def __aiter__(self) -> StreamBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self.started = True
+        return await anext(self._events)
+
+    def close(self) -> None:
+        if not self.started:
+            self.started = True
+            try:
+                asyncio.run_coroutine_threadsafe(self._abandon(), self._loop)  # type: ignore[arg-type]
+            except RuntimeError:  # the loop is gone (shutdown): the lease expires on its own
+                logger.warning("could not abandon an unstarted stream")
 
 
 def error_response(exc: GatewayError, request_id: str) -> JsonResponse:
@@ -165,7 +193,8 @@ async def chat_completions(request: HttpRequest, request_id: str) -> HttpRespons
             yield sse_event(error.body(request_id))
         yield SSE_DONE
 
-    streaming = StreamingHttpResponse(events(), content_type="text/event-stream")
+    body = StreamBody(events(), opened.abandon)
+    streaming = StreamingHttpResponse(body, content_type="text/event-stream")
     streaming["Cache-Control"] = "no-cache"
     streaming["X-Accel-Buffering"] = "no"
     _outcome_headers(streaming, opened.outcome)

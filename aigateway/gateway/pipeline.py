@@ -6,8 +6,9 @@ Principal passed in here; everything after that is shared.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -224,6 +225,13 @@ class ChatStream:
 
     chunks: AsyncIterator[ChatChunk]
     outcome: CallOutcome
+    # Cleanup for a stream whose body never started (the client left before the first byte):
+    # release the lease, close the upstream stream, record the call.
+    abandon: Callable[[], Awaitable[None]] = field(default=lambda: _nothing())
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
@@ -251,7 +259,25 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
     outcome.served_by = served
     ttft_ms = (time.perf_counter() - ctx.started) * 1000
 
+    started = False
+
+    async def abandon() -> None:
+        nonlocal started
+        if started:
+            return
+        started = True
+        aclose = getattr(opened.rest, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+        usage = Usage(input_tokens=count_prompt_tokens(request), output_tokens=0)
+        await lease.settle(usage)
+        _record(ctx, request, outcome, status_code=499, usage=usage,
+                error_type="client_left_before_stream", ttft_ms=ttft_ms)  # fmt: skip
+
     async def relay() -> AsyncIterator[ChatChunk]:
+        nonlocal started
+        started = True
         usage: Usage | None = None
         produced_chars = 0
         error_type = ""
@@ -298,7 +324,7 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
             _record(ctx, request, outcome, status_code=status, usage=usage,
                     error_type=error_type, ttft_ms=ttft_ms, cost_usd=cost)  # fmt: skip
 
-    return ChatStream(chunks=relay(), outcome=outcome)
+    return ChatStream(chunks=relay(), outcome=outcome, abandon=abandon)
 
 
 async def _replay(
