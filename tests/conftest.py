@@ -75,8 +75,10 @@ class _CapturingHandler(logging.Handler):
 def _no_secret_in_any_log_line() -> Iterator[None]:
     """Every log line any thread writes during a test is scanned for secrets afterwards
     (tracebacks included): a credential or key in a log fails the test that wrote it."""
+    from aigateway.observability.logging import JsonFormatter
+
     handler = _CapturingHandler()
-    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(JsonFormatter())  # structured fields are scanned too
     root = logging.getLogger()
     previous_level = root.level
     root.addHandler(handler)

@@ -28,6 +28,7 @@ from aigateway.gateway.resilience import (
     resilient_stream_open,
 )
 from aigateway.gateway.routes import RouteConfig, route_resolve
+from aigateway.observability.logging import log_request
 from aigateway.usage.recorder import UsageEntry, usage_recorder
 from providers.errors import ProviderError
 from providers.pricing import call_cost
@@ -93,32 +94,54 @@ def _record(
     saved_cost: Decimal = Decimal(0),
 ) -> None:
     served = outcome.served_by
-    usage_recorder.record(
-        UsageEntry(
-            request_id=ctx.request_id,
-            created_at=ctx.created_at,
-            source=ctx.source,
-            status_code=status_code,
-            organisation_id=ctx.principal.organisation_id,
-            team_id=ctx.principal.team_id,
-            api_key_id=ctx.principal.api_key_id,
-            key_prefix=ctx.principal.key_prefix,
-            user_id=ctx.principal.user_id,
-            route=request.model,
-            provider=served.provider if served else "",
-            deployment_id=served.deployment_id if served else None,
-            upstream_model=served.upstream_model if served else "",
-            stream=request.stream,
-            error_type=error_type,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            latency_ms=(time.perf_counter() - ctx.started) * 1000,
-            ttft_ms=ttft_ms,
-            cost_usd=cost_usd,
-            cache_status=outcome.cache_status,
-            saved_tokens=saved_tokens,
-            saved_cost_usd=saved_cost,
-        )
+    entry = UsageEntry(
+        request_id=ctx.request_id,
+        created_at=ctx.created_at,
+        source=ctx.source,
+        status_code=status_code,
+        organisation_id=ctx.principal.organisation_id,
+        team_id=ctx.principal.team_id,
+        api_key_id=ctx.principal.api_key_id,
+        key_prefix=ctx.principal.key_prefix,
+        user_id=ctx.principal.user_id,
+        route=request.model,
+        provider=served.provider if served else "",
+        deployment_id=served.deployment_id if served else None,
+        upstream_model=served.upstream_model if served else "",
+        stream=request.stream,
+        error_type=error_type,
+        input_tokens=usage.input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        latency_ms=(time.perf_counter() - ctx.started) * 1000,
+        ttft_ms=ttft_ms,
+        cost_usd=cost_usd,
+        cache_status=outcome.cache_status,
+        saved_tokens=saved_tokens,
+        saved_cost_usd=saved_cost,
+    )
+    usage_recorder.record(entry)
+    log_request(
+        {
+            "request_id": entry.request_id,
+            "source": entry.source,
+            "team_id": entry.team_id,
+            "key_prefix": entry.key_prefix,
+            "route": entry.route,
+            "provider": entry.provider,
+            "deployment_id": entry.deployment_id,
+            "status": entry.status_code,
+            "error": entry.error_type,
+            "stream": entry.stream,
+            "latency_ms": round(entry.latency_ms, 2),
+            "ttft_ms": round(entry.ttft_ms, 2) if entry.ttft_ms is not None else None,
+            "input_tokens": entry.input_tokens,
+            "output_tokens": entry.output_tokens,
+            "cost_usd": str(entry.cost_usd),
+            "cache": entry.cache_status,
+            "attempts": outcome.attempts.count,
+            "retries": outcome.attempts.retries,
+            "failovers": outcome.attempts.failovers,
+        }
     )
 
 

@@ -1,0 +1,32 @@
+"""Structured logs: one JSON object per line (LOG_FORMAT=json), and one request line per
+gateway call on the ``aigateway.requests`` logger with the call's facts (never prompts,
+completions, keys or credentials)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+REQUEST_LOGGER = logging.getLogger("aigateway.requests")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, separators=(",", ":"))
+
+
+def log_request(fields: dict[str, Any]) -> None:
+    REQUEST_LOGGER.info("request", extra={"fields": fields})
