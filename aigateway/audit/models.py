@@ -1,14 +1,17 @@
-"""Who did what to which object, when. Append-only (the observability issue adds the hash
-chain that makes it tamper-evident)."""
+"""Who did what to which object, when. Append-only and tamper-evident: every event carries a
+sequence number, the previous event's hash and its own hash (see ``aigateway.audit.chain``
+and docs/audit.md)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class AuditEvent(models.Model):
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set in Python (not auto_now_add) so the stored value is exactly the one that was hashed.
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -19,6 +22,10 @@ class AuditEvent(models.Model):
     target_label = models.CharField(max_length=300, blank=True)
     details = models.JSONField(default=dict, blank=True)
     organisation_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The hash chain: written only by aigateway.audit.services.audit_record.
+    sequence = models.BigIntegerField(unique=True, editable=False)
+    previous_hash = models.CharField(max_length=64, editable=False)
+    record_hash = models.CharField(max_length=64, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -26,3 +33,14 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         when = f"{self.created_at:%Y-%m-%d %H:%M:%S}"
         return f"{when} {self.actor_label} {self.action} {self.target_label}"
+
+
+class AuditChainHead(models.Model):
+    """A single row (pk=1): the latest sequence and hash. Writers lock it, which serialises
+    them, and it lets ``audit verify`` notice that the newest events were deleted."""
+
+    sequence = models.BigIntegerField(default=0)
+    record_hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"audit chain head #{self.sequence} {self.record_hash[:12]}"
