@@ -6,3 +6,6 @@ class AuditConfig(AppConfig):
     label = "audit"
     verbose_name = "Audit log"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from aigateway.audit import signals  # noqa: F401  (sign-ins are audited)

@@ -363,3 +363,15 @@ def test_platform_admins_see_overdue_credential_rotations_and_members_do_not(cli
     assert "sk-overdue-0000000000" not in page
     client.force_login(cast.carol)
     assert "Rotate credential" not in client.get("/").content.decode()
+
+
+def test_sign_ins_and_failed_attempts_are_audited(client, cast):
+    from aigateway.audit.models import AuditEvent
+
+    client.post("/login/", {"username": "carol", "password": "wrong-password"})
+    client.post("/login/", {"username": "carol", "password": "pw-carol-secret"})
+    failed = AuditEvent.objects.get(action="auth.login_failed")
+    assert failed.target_label == "carol" and failed.actor is None
+    assert "wrong-password" not in str(failed.details)
+    ok = AuditEvent.objects.get(action="auth.login")
+    assert ok.actor == cast.carol
