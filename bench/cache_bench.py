@@ -14,11 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.limits_throughput import CONFIG, KEY, run, wrk  # noqa: E402
+from bench.limits_throughput import bench_gateway, wrk  # noqa: E402
 
 
 def semantic_lookups() -> None:
@@ -68,36 +65,15 @@ def embedding_cost() -> None:
 
 
 def exact_hits(seconds: int, port: int, redis_url: str) -> None:
-    work = Path(tempfile.mkdtemp(prefix="aigw-cache-bench-"))
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{work / 'bench.sqlite3'}",
-               AIGATEWAY_ALLOW_INSECURE_DEFAULTS="true", AIGW_BENCH_KEY=KEY,
-               REDIS_URL=redis_url, LOG_LEVEL="WARNING")  # fmt: skip
-    (work / "gateway.yaml").write_text(CONFIG)
-    run([sys.executable, "manage.py", "migrate", "-v0"], env)
-    run([sys.executable, "manage.py", "gateway", "apply", str(work / "gateway.yaml")], env)
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "aigateway.asgi:application",
-         "--port", str(port), "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with bench_gateway(port, redis_url) as env:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
         lua = "bench/cached.lua"
         wrk(url, 2, env, 1, lua)
         hit = wrk(url, seconds, env, 1, lua)
         miss = wrk(url, seconds, env, 1, "bench/chat.lua")
-        print("one connection      req/s   p50 ms")
-        print(f"exact cache HIT   {hit[0]:7.0f}  {hit[1]:7.3f}")
-        print(f"no cache (demo)   {miss[0]:7.0f}  {miss[1]:7.3f}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    print("one connection      req/s   p50 ms")
+    print(f"exact cache HIT   {hit[0]:7.0f}  {hit[1]:7.3f}")
+    print(f"no cache (demo)   {miss[0]:7.0f}  {miss[1]:7.3f}")
 
 
 def main() -> None:

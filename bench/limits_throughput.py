@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +80,35 @@ def wrk(
     return rps, float(p50.group(1)) * scale, wrk_cpu / seconds  # type: ignore[union-attr]
 
 
+@contextmanager
+def bench_gateway(port: int, redis_url: str) -> Iterator[dict[str, str]]:
+    """A throwaway database with the bench config applied, and one uvicorn worker pinned to
+    CPU 0 serving it until the block ends. Yields the environment it runs with."""
+    work = Path(tempfile.mkdtemp(prefix="aigw-bench-"))
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{work / 'bench.sqlite3'}",
+               AIGATEWAY_ALLOW_INSECURE_DEFAULTS="true", AIGW_BENCH_KEY=KEY,
+               REDIS_URL=redis_url, LOG_LEVEL="WARNING")  # fmt: skip
+    (work / "gateway.yaml").write_text(CONFIG)
+    run([sys.executable, "manage.py", "migrate", "-v0"], env)
+    run([sys.executable, "manage.py", "gateway", "apply", str(work / "gateway.yaml")], env)
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "aigateway.asgi:application",
+         "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -85,27 +116,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8792)
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="aigw-bench-"))
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{work / 'bench.sqlite3'}",
-               AIGATEWAY_ALLOW_INSECURE_DEFAULTS="true", AIGW_BENCH_KEY=KEY,
-               REDIS_URL=args.redis, LOG_LEVEL="WARNING")  # fmt: skip
-    (work / "gateway.yaml").write_text(CONFIG)
-    python = sys.executable
-    run([python, "manage.py", "migrate", "-v0"], env)
-    run([python, "manage.py", "gateway", "apply", str(work / "gateway.yaml")], env)
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", python, "-m", "uvicorn", "aigateway.asgi:application",
-         "--port", str(args.port), "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{args.port}/v1/chat/completions"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{args.port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with bench_gateway(args.port, args.redis) as env:
+        python = sys.executable
+        url = f"http://127.0.0.1:{args.port}/v1/chat/completions"
         wrk(url, 2, env)  # warm up
         rows: list[tuple[str, int, float, float, float]] = []
         for _ in range(args.rounds):
@@ -126,9 +139,6 @@ def main() -> None:
         print(f"one connection: the limiter adds {added * 1000:+.0f} µs to the p50 latency")
         ratio = mean("on", 16, 2) / mean("off", 16, 2)
         print(f"16 connections: throughput with limits on is {ratio:.0%} of limits off")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         options = dict(target.options)
         api_version = str(options.get("api_version") or DEFAULT_API_VERSION)
         http_client = openai.DefaultAioHttpClient(timeout=timeout)
+        api_key: str | None = target.api_key
         if options.get("auth") == "entra_id":
+            # The credential is the app's client secret; calls carry Entra ID tokens instead.
             self.token_provider = EntraTokenProvider(
                 tenant_id=str(options.get("tenant_id", "")),
                 client_id=str(options.get("client_id", "")),
@@ -34,18 +36,12 @@ class AzureOpenAIAdapter(OpenAIAdapter):
                 authority=str(options.get("authority_url") or DEFAULT_AUTHORITY),
                 provider_name=target.provider_name,
             )
-            return openai.AsyncAzureOpenAI(
-                azure_endpoint=target.base_url,
-                api_version=api_version,
-                azure_ad_token_provider=self.token_provider,
-                max_retries=0,
-                timeout=timeout,
-                http_client=http_client,
-            )
+            api_key = None
         return openai.AsyncAzureOpenAI(
             azure_endpoint=target.base_url,
             api_version=api_version,
-            api_key=target.api_key,
+            api_key=api_key,
+            azure_ad_token_provider=self.token_provider,
             max_retries=0,
             timeout=timeout,
             http_client=http_client,

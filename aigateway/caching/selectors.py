@@ -22,11 +22,11 @@ from django.utils import timezone
 from aigateway.caching import store
 from aigateway.core.redis import get_async_redis, redis_configured
 from aigateway.usage.models import UsageRecord
-from auth.models import OrgMembership, OrgRole, Team, TeamMembership
+from auth.models import Team
+from auth.roles import roles_of, teams_visible
 
 WINDOWS = {"day": timedelta(hours=24), "week": timedelta(days=7)}
 ENTRY_SCAN_LIMIT = 10_000  # keys counted per team namespace before the count says "N+"
-_WIDE_ROLES = (OrgRole.PLATFORM_ADMIN, OrgRole.AUDITOR)
 
 
 def team_prefix(team_id: int) -> str:
@@ -97,44 +97,13 @@ class CacheOverview:
         return any(row.can_purge for row in self.teams)
 
 
-# -- visibility -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Access:
-    superuser: bool
-    org_roles: dict[int, str]
-    team_ids: frozenset[int]
-
-    def teams(self) -> list[Team]:
-        teams = Team.objects.select_related("organisation").order_by("organisation__slug", "slug")
-        if self.superuser:
-            return list(teams)
-        wide = [org for org, role in self.org_roles.items() if role in _WIDE_ROLES]
-        if not wide and not self.team_ids:
-            return []
-        return list(teams.filter(Q(organisation_id__in=wide) | Q(pk__in=self.team_ids)))
-
-    def can_purge(self, team: Team) -> bool:
-        return self.superuser or self.org_roles.get(team.organisation_id) == OrgRole.PLATFORM_ADMIN
-
-
-def _access(user: AbstractBaseUser | AnonymousUser) -> _Access:
-    if not user.is_authenticated:
-        return _Access(False, {}, frozenset())
-    if getattr(user, "is_superuser", False):
-        return _Access(True, {}, frozenset())
-    org_roles = dict(
-        OrgMembership.objects.filter(user_id=user.pk).values_list("organisation_id", "role")
-    )
-    team_ids = TeamMembership.objects.filter(user_id=user.pk).values_list("team_id", flat=True)
-    return _Access(False, org_roles, frozenset(team_ids))
-
-
 def cache_teams_visible_to(user: AbstractBaseUser | AnonymousUser) -> list[tuple[Team, bool]]:
     """The teams whose cache the user may see, each with whether they may purge it.
     Superusers: every team; platform admins and auditors: their organisations' teams;
     team admins and members: their own teams."""
-    access = _access(user)
-    return [(team, access.can_purge(team)) for team in access.teams()]
+    roles = roles_of(user)
+    teams = teams_visible(roles, everything_for_superusers=True)
+    return [(t, roles.superuser or t.organisation_id in roles.admin_orgs) for t in teams]
 
 
 # -- figures --------------------------------------------------------------------------------

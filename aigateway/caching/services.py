@@ -10,7 +10,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from aigateway.audit.services import audit_record
 from aigateway.gateway.cache import cache_purge
-from auth.models import OrgMembership, OrgRole, Team
+from auth.models import Team
+from auth.roles import roles_of
 
 # A route name goes into a Redis SCAN pattern: glob characters would widen the purge.
 _GLOB = re.compile(r"[*?\[\]\\]")
@@ -18,13 +19,8 @@ _GLOB = re.compile(r"[*?\[\]\\]")
 
 def can_purge_team(user: AbstractBaseUser | AnonymousUser, team: Team) -> bool:
     """Superusers, and platform admins of the team's organisation."""
-    if not user.is_authenticated:
-        return False
-    if getattr(user, "is_superuser", False):
-        return True
-    return OrgMembership.objects.filter(
-        user_id=user.pk, organisation_id=team.organisation_id, role=OrgRole.PLATFORM_ADMIN
-    ).exists()
+    roles = roles_of(user)
+    return roles.superuser or team.organisation_id in roles.admin_orgs
 
 
 def cache_purge_team(

@@ -17,8 +17,7 @@ the page's bulk selector (aigateway.quotas.selectors) and the single checks of t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -30,56 +29,13 @@ from auth.models import (
     ApiKey,
     Organisation,
     OrgMembership,
-    OrgRole,
     Team,
     TeamMembership,
     TeamRole,
 )
+from auth.roles import Roles, roles_of
 
 AnyUser = AbstractBaseUser | AnonymousUser
-
-
-# -- who is asking ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Roles:
-    user_id: int | None
-    superuser: bool = False
-    org_roles: Mapping[int, str] = field(default_factory=dict)  # organisation id → OrgRole
-    team_roles: Mapping[int, str] = field(default_factory=dict)  # team id → TeamRole
-    team_orgs: Mapping[int, int] = field(default_factory=dict)  # own team id → organisation id
-
-    @property
-    def admin_orgs(self) -> frozenset[int]:
-        return frozenset(o for o, r in self.org_roles.items() if r == OrgRole.PLATFORM_ADMIN)
-
-    @property
-    def wide_orgs(self) -> frozenset[int]:
-        """Organisations whose every limit this user reads (platform admin or auditor)."""
-        wide = (OrgRole.PLATFORM_ADMIN, OrgRole.AUDITOR)
-        return frozenset(o for o, r in self.org_roles.items() if r in wide)
-
-    @property
-    def own_orgs(self) -> frozenset[int]:
-        return frozenset(self.org_roles) | frozenset(self.team_orgs.values())
-
-
-def roles_of(user: AnyUser) -> Roles:
-    """The user's roles (two queries; none for anonymous users)."""
-    if not user.is_authenticated:
-        return Roles(user_id=None)
-    teams = TeamMembership.objects.filter(user_id=user.pk).values_list(
-        "team_id", "role", "team__organisation_id"
-    )
-    team_rows = list(teams)
-    return Roles(
-        user_id=user.pk,
-        superuser=bool(getattr(user, "is_superuser", False)),
-        org_roles=dict(
-            OrgMembership.objects.filter(user_id=user.pk).values_list("organisation_id", "role")
-        ),
-        team_roles={team: role for team, role, _ in team_rows},
-        team_orgs={team: org for team, _, org in team_rows},
-    )
 
 
 # -- what a limit applies to ------------------------------------------------------------------

@@ -10,13 +10,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 
-from auth.models import OrgMembership, OrgRole
-
-
-def _org_roles(user: AbstractBaseUser | AnonymousUser) -> set[str]:
-    if not user.is_authenticated:
-        return set()
-    return set(OrgMembership.objects.filter(user_id=user.pk).values_list("role", flat=True))
+from auth.roles import roles_of
 
 
 def can_manage_gateway(user: AbstractBaseUser | AnonymousUser) -> bool:
@@ -28,7 +22,7 @@ def can_manage_gateway(user: AbstractBaseUser | AnonymousUser) -> bool:
 def can_read_gateway(user: AbstractBaseUser | AnonymousUser) -> bool:
     if can_manage_gateway(user):
         return True
-    return bool(_org_roles(user) & {OrgRole.PLATFORM_ADMIN, OrgRole.AUDITOR})
+    return bool(roles_of(user).wide_orgs)
 
 
 def require_gateway_reader(user: AbstractBaseUser | AnonymousUser) -> None:

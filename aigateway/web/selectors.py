@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
 
 from aigateway.routing.models import Route
-from auth.models import OrgMembership, OrgRole, Team, TeamMembership, TeamRole
+from auth.models import OrgRole, Team, TeamRole
+from auth.roles import Roles, roles_of, teams_visible
 
 _WIDE_ROLES = (OrgRole.PLATFORM_ADMIN, OrgRole.AUDITOR)
 
@@ -44,63 +45,29 @@ class DashboardSummary:
     overdue_credentials: list[OverdueCredential]
 
 
-@dataclass(frozen=True)
-class _Visibility:
-    org_roles: dict[int, str]  # organisation id → OrgRole value
-    team_roles: dict[int, str]  # team id → TeamRole value
-
-    @property
-    def wide_orgs(self) -> list[int]:
-        return [org for org, role in self.org_roles.items() if role in _WIDE_ROLES]
-
-    def role_label(self, team: Team) -> str:
-        """The organisation-wide role wins over a membership of the team itself."""
-        org_role = self.org_roles.get(team.organisation_id)
-        if org_role in _WIDE_ROLES:
-            return OrgRole(org_role).label
-        return TeamRole(self.team_roles[team.pk]).label
-
-
-def _visibility(user: AbstractBaseUser | AnonymousUser) -> _Visibility:
-    if not user.is_authenticated:
-        return _Visibility({}, {})
-    return _Visibility(
-        org_roles=dict(
-            OrgMembership.objects.filter(user_id=user.pk).values_list("organisation_id", "role")
-        ),
-        team_roles=dict(
-            TeamMembership.objects.filter(user_id=user.pk).values_list("team_id", "role")
-        ),
-    )
-
-
-def _visible_teams(visibility: _Visibility) -> QuerySet[Team]:
-    """Teams the user belongs to, plus every team of organisations they administer or audit."""
-    wide = visibility.wide_orgs
-    if not wide and not visibility.team_roles:
-        return Team.objects.none()
-    return (
-        Team.objects.filter(Q(organisation_id__in=wide) | Q(pk__in=list(visibility.team_roles)))
-        .select_related("organisation")
-        .order_by("organisation__slug", "slug")
-    )
+def _role_label(roles: Roles, team: Team) -> str:
+    """The organisation-wide role wins over a membership of the team itself."""
+    org_role = roles.org_roles.get(team.organisation_id)
+    if org_role in _WIDE_ROLES:
+        return OrgRole(org_role).label
+    return TeamRole(roles.team_roles[team.pk]).label
 
 
 def teams_visible_to(user: AbstractBaseUser | AnonymousUser) -> list[tuple[Team, str]]:
     """Teams the user belongs to, plus every team of organisations they administer or audit,
     each with the user's role label for it, ordered by organisation then team slug."""
-    visibility = _visibility(user)
-    return [(team, visibility.role_label(team)) for team in _visible_teams(visibility)]
+    roles = roles_of(user)
+    return [(team, _role_label(roles, team)) for team in teams_visible(roles)]
 
 
 def dashboard_summary_for_user(*, user: AbstractBaseUser | AnonymousUser) -> DashboardSummary:
-    visibility = _visibility(user)
+    roles = roles_of(user)
     now = timezone.now()
     active = Q(api_keys__revoked_at__isnull=True) & (
         Q(api_keys__expires_at__isnull=True) | Q(api_keys__expires_at__gt=now)
     )  # the same rule as ApiKey.is_active
     teams = (
-        _visible_teams(visibility)
+        teams_visible(roles)
         .annotate(active_key_count=Count("api_keys", filter=active, distinct=True))
         .prefetch_related(
             Prefetch("allowed_routes", queryset=Route.objects.only("name").order_by("name"))
@@ -110,18 +77,14 @@ def dashboard_summary_for_user(*, user: AbstractBaseUser | AnonymousUser) -> Das
         TeamSummary(
             name=team.name,
             organisation=team.organisation.name,
-            role=visibility.role_label(team),
+            role=_role_label(roles, team),
             routes=[route.name for route in team.allowed_routes.all()],
             active_keys=team.active_key_count,  # type: ignore[attr-defined]
         )
         for team in teams
     ]
     is_admin = bool(
-        user.is_authenticated
-        and (
-            getattr(user, "is_superuser", False)
-            or OrgRole.PLATFORM_ADMIN in visibility.org_roles.values()
-        )
+        user.is_authenticated and (getattr(user, "is_superuser", False) or bool(roles.admin_orgs))
     )
     return DashboardSummary(
         teams=rows,
