@@ -44,4 +44,6 @@ EXPOSE 8000
 
 # Shell form through `exec` so WEB_WORKERS is read at start and uvicorn is PID 1 (it gets
 # SIGTERM, finishes in-flight requests, then the lifespan shutdown flushes buffered usage).
-CMD ["sh", "-c", "exec uvicorn aigateway.asgi:application --workers \"${WEB_WORKERS:-4}\" --no-access-log --lifespan on --timeout-graceful-shutdown 30 --host 0.0.0.0 --port 8000"]
+# The web workers share their Prometheus metrics through PROMETHEUS_MULTIPROC_DIR (set here,
+# for the web role only), emptied before they start: see docs/observability.md.
+CMD ["sh", "-c", "export PROMETHEUS_MULTIPROC_DIR=\"${PROMETHEUS_MULTIPROC_DIR:-/tmp/aigateway-metrics}\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && rm -f \"$PROMETHEUS_MULTIPROC_DIR\"/*.db && exec uvicorn aigateway.asgi:application --workers \"${WEB_WORKERS:-4}\" --no-access-log --lifespan on --timeout-graceful-shutdown 30 --host 0.0.0.0 --port 8000"]

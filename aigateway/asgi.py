@@ -1,7 +1,8 @@
 """ASGI entry point: Django plus a lifespan handler that flushes buffered records on shutdown.
 
 Django's ASGIHandler does not speak the lifespan protocol, so this wrapper answers it: on
-shutdown (SIGTERM after in-flight requests finish) it writes every buffered usage record.
+shutdown (SIGTERM after in-flight requests finish) it writes every buffered usage record
+and API-call audit entry.
 """
 
 from __future__ import annotations
@@ -16,10 +17,23 @@ from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()
 
+from aigateway.audit.writer import audit_writer  # noqa: E402
 from aigateway.gateway.limits import settles_flush  # noqa: E402
 from aigateway.usage.recorder import usage_recorder  # noqa: E402
 
 logger = logging.getLogger(__name__)
+
+
+def _observability_shutdown() -> None:
+    """Send the spans still queued, and take this worker's live metrics out of the shared
+    multiprocess directory (its counters stay: they are totals)."""
+    from aigateway.observability import instruments, otel
+
+    try:
+        otel.shutdown()
+        instruments.process_exit()
+    except Exception:
+        logger.exception("shutdown of metrics/tracing failed")
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -37,5 +51,11 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 logger.info("shutdown: flushed %s usage records", written)
             except Exception:
                 logger.exception("shutdown flush failed")
+            try:
+                audited = await audit_writer.aflush()  # API-call audit entries, chained
+                logger.info("shutdown: flushed %s audit entries", audited)
+            except Exception:
+                logger.exception("shutdown audit flush failed")
+            _observability_shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -68,3 +68,26 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if value is None or value.strip() == "":
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_regex_list(name: str) -> list[str]:
+    """A JSON list of regular expressions (JSON because patterns contain commas), each
+    checked to compile."""
+    import json
+    import re
+
+    value = _raw(name)
+    if value is None or value.strip() == "":
+        return []
+    try:
+        patterns = json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfiguredEnv(f"{name} is not a JSON list of strings") from exc
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ImproperlyConfiguredEnv(f"{name} is not a JSON list of strings")
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ImproperlyConfiguredEnv(f"{name}: {pattern!r} is not a regex: {exc}") from exc
+    return patterns

@@ -16,7 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from aigateway.env import env_bool, env_float, env_int, env_list, env_str
+from aigateway.env import env_bool, env_float, env_int, env_list, env_regex_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
@@ -39,6 +39,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # django-ninja: in INSTALLED_APPS so /api/docs serves its bundled Swagger UI from
+    # /static/ninja/ (collectstatic) instead of loading it from a CDN.
+    "ninja",
     "auth.apps.IdentityConfig",
     "providers.apps.ProvidersConfig",
     "aigateway.routing.apps.RoutingConfig",
@@ -47,6 +50,7 @@ INSTALLED_APPS = [
     "aigateway.quotas.apps.QuotasConfig",
     "aigateway.core.apps.CoreConfig",
     "aigateway.web.apps.WebConfig",
+    "aigateway.batches.apps.BatchesConfig",
 ]
 
 MIDDLEWARE = [
@@ -117,6 +121,13 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 # Largest request body we read. The API answers a bigger body with an OpenAI-style 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("AIGATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)
 AIGATEWAY_MAX_BODY_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
+# Request size limits of the OpenAI-compatible API (400 naming the parameter beyond them).
+# OpenAI's own: 2048 messages, 2048 embeddings inputs of at most 8192 tokens each.
+AIGATEWAY_MAX_MESSAGES = env_int("AIGATEWAY_MAX_MESSAGES", 2048)
+# Upper bound for max_tokens / max_completion_tokens (it also sizes the token-limit estimate).
+AIGATEWAY_MAX_OUTPUT_TOKENS = env_int("AIGATEWAY_MAX_OUTPUT_TOKENS", 131_072)
+AIGATEWAY_MAX_EMBEDDING_INPUTS = env_int("AIGATEWAY_MAX_EMBEDDING_INPUTS", 2048)
+AIGATEWAY_MAX_EMBEDDING_INPUT_TOKENS = env_int("AIGATEWAY_MAX_EMBEDDING_INPUT_TOKENS", 8192)
 
 # Redis: shared state for several processes. Unset means in-process backends (single process).
 REDIS_URL = env_str("REDIS_URL", "")
@@ -133,6 +144,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
+# Redis transport: an unacknowledged task (late ack, its worker killed) goes back to the queue
+# after this many seconds. It must exceed the longest task; batches do not wait for it (their
+# own lease and the batches-sweep below resume a stalled batch much sooner).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BEAT_SCHEDULE = {
     "credentials-housekeeping": {
         "task": "providers.credentials_housekeeping",
@@ -141,6 +156,14 @@ CELERY_BEAT_SCHEDULE = {
     "probe-deployments": {
         "task": "routing.probe_deployments",
         "schedule": env_float("AIGATEWAY_PROBE_SECONDS", 60.0),
+    },
+    "batches-sweep": {
+        "task": "batches.sweep",
+        "schedule": env_float("AIGATEWAY_BATCH_SWEEP_SECONDS", 30.0),
+    },
+    "audit-retention": {
+        "task": "audit.retention_purge",
+        "schedule": env_float("AIGATEWAY_AUDIT_PURGE_SECONDS", 3600.0),
     },
 }
 
@@ -166,13 +189,34 @@ if AIGATEWAY_LIMITS_REDIS_FAILURE not in {"open", "closed"}:
 # /metrics: a bearer token, or (when unset) only these client addresses.
 AIGATEWAY_METRICS_TOKEN = env_str("AIGATEWAY_METRICS_TOKEN", "")
 AIGATEWAY_METRICS_ALLOWED_IPS = env_list("AIGATEWAY_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+# OpenTelemetry traces of gateway calls (docs/observability.md): off by default; the exporter
+# reads the standard OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME.
+AIGATEWAY_OTEL_ENABLED = env_bool("AIGATEWAY_OTEL_ENABLED", False)
+# More text to mask where prompts are logged (teams with log_prompts): a JSON list of regular
+# expressions, e.g. ["EMP-[0-9]{6}"], on top of e-mails, card numbers, keys and tokens.
+AIGATEWAY_REDACT_PATTERNS = env_regex_list("AIGATEWAY_REDACT_PATTERNS")
 # Response cache: entries kept in process at most (Redis: its own maxmemory policy evicts).
 AIGATEWAY_CACHE_MAX_ENTRIES = env_int("AIGATEWAY_CACHE_MAX_ENTRIES", 10_000)
 # Semantic cache: entries kept per namespace (tenant + route + conversation context).
 AIGATEWAY_SEMANTIC_MAX_ENTRIES = env_int("AIGATEWAY_SEMANTIC_MAX_ENTRIES", 10_000)
+# Batch API (docs/api.md, "Batches"): upload limit, requests per file, items in flight per
+# running batch, how long a run may go without renewing its lease before another resumes
+# the batch, and how long one task works before handing over to a fresh one.
+AIGATEWAY_BATCH_FILE_MAX_BYTES = env_int("AIGATEWAY_BATCH_FILE_MAX_BYTES", 50 * 1024 * 1024)
+AIGATEWAY_BATCH_MAX_REQUESTS = env_int("AIGATEWAY_BATCH_MAX_REQUESTS", 50_000)
+AIGATEWAY_BATCH_CONCURRENCY = env_int("AIGATEWAY_BATCH_CONCURRENCY", 8)
+AIGATEWAY_BATCH_LEASE_SECONDS = env_float("AIGATEWAY_BATCH_LEASE_SECONDS", 60.0)
+AIGATEWAY_BATCH_SLICE_SECONDS = env_float("AIGATEWAY_BATCH_SLICE_SECONDS", 120.0)
 # Usage records are buffered and written in batches off the request path.
 AIGATEWAY_USAGE_FLUSH_SECONDS = env_float("AIGATEWAY_USAGE_FLUSH_SECONDS", 1.0)
 AIGATEWAY_USAGE_FLUSH_BATCH = env_int("AIGATEWAY_USAGE_FLUSH_BATCH", 500)
+# API-call audit entries likewise (aigateway/audit/writer.py); each batch is one transaction
+# on the audit chain head.
+AIGATEWAY_AUDIT_FLUSH_SECONDS = env_float("AIGATEWAY_AUDIT_FLUSH_SECONDS", 1.0)
+AIGATEWAY_AUDIT_FLUSH_BATCH = env_int("AIGATEWAY_AUDIT_FLUSH_BATCH", 500)
+# Retention of audit events that belong to no organisation (sign-ins, system events, purge
+# records); an organisation's own events follow Organisation.audit_retention_days. 0: forever.
+AIGATEWAY_AUDIT_RETENTION_DAYS = env_int("AIGATEWAY_AUDIT_RETENTION_DAYS", 365)
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the cookie-less meta tag; keep default

@@ -3,6 +3,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("v1/", include("aigateway.api.urls")),
+    # Management API, OpenAPI document (/api/schema) and docs page (/api/docs).
+    path("api/", include("aigateway.api.management.urls")),
     path("admin/", admin.site.urls),
     path("", include("aigateway.observability.urls")),
     path("", include("aigateway.web.urls")),

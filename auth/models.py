@@ -14,6 +14,11 @@ class Organisation(models.Model):
     name = models.CharField(max_length=200)
     # Daily and monthly budgets roll over at midnight in this time zone.
     time_zone = models.CharField(max_length=64, default="UTC")
+    # Audit events of this organisation older than this are purged (Celery beat); 0 keeps
+    # them forever. See aigateway/audit/retention.py.
+    audit_retention_days = models.PositiveIntegerField(
+        default=365, help_text="Delete audit events older than this many days (0: keep forever)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -26,6 +31,12 @@ class Team(models.Model):
     name = models.CharField(max_length=200)
     # The routes (model names) this team may call. API keys can narrow this further.
     allowed_routes = models.ManyToManyField("routing.Route", blank=True, related_name="teams")
+    # Off by default: request log lines carry no prompt or completion. On: both are logged,
+    # with e-mails, card numbers, keys and AIGATEWAY_REDACT_PATTERNS masked.
+    log_prompts = models.BooleanField(
+        default=False,
+        help_text="Write prompts and completions (redacted) into this team's request logs.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -96,6 +107,12 @@ class ApiKey(models.Model):
     allowed_routes = models.ManyToManyField("routing.Route", blank=True, related_name="api_keys")
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set by platform admins only (Django admin): the key may ask for each call's decision
+    # trace, which names deployments, credential fingerprints and remaining budgets.
+    debug_trace = models.BooleanField(
+        default=False,
+        help_text="Calls with this key may ask for their decision trace (X-AIGateway-Debug).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -115,3 +132,29 @@ class ApiKey(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > now
+
+
+class AdminToken(models.Model):
+    """A personal token for the management API (``Authorization: Bearer agw-pat-…``). It acts
+    as its user, with the user's roles; only a SHA-256 hash and a display prefix are stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="admin_tokens"
+    )
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and self.expires_at > now

@@ -3,6 +3,7 @@ New credentials and rotations go through `manage.py credentials` (and the dashbo
 
 from django.contrib import admin
 
+from aigateway.audit.admin_changes import AuditedAdmin
 from providers.models import Credential, ModelPrice, Provider
 
 
@@ -19,13 +20,13 @@ class CredentialInline(admin.TabularInline):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(AuditedAdmin):
     list_display = ("name", "kind", "base_url", "enabled", "rotation_days")
     inlines = [CredentialInline]
 
 
 @admin.register(ModelPrice)
-class ModelPriceAdmin(admin.ModelAdmin):
+class ModelPriceAdmin(AuditedAdmin):
     list_display = ("model", "provider", "input_per_million", "output_per_million", "updated_at")
     list_filter = ("provider",)
     search_fields = ("model",)

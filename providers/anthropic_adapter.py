@@ -13,7 +13,7 @@ import httpx2
 from django.conf import settings
 
 from providers.anthropic_mapping import build_anthropic_params, finish_reason
-from providers.base import DeploymentTarget
+from providers.base import DeploymentTarget, upstream_headers
 from providers.errors import BadRequest
 from providers.errors_map import map_anthropic_error
 from providers.types import (
@@ -52,7 +52,7 @@ class AnthropicAdapter:
         params = build_anthropic_params(request, target.upstream_model)
         started = time.perf_counter()
         try:
-            message = await self.client.messages.create(**params)
+            message = await self.client.messages.create(**params, extra_headers=upstream_headers())
         except _UPSTREAM_ERRORS as exc:
             raise map_anthropic_error(exc, target.provider_name) from None
         texts, calls = [], []
@@ -75,6 +75,7 @@ class AnthropicAdapter:
             tool_calls=calls,
             created=int(time.time()),
             latency_ms=(time.perf_counter() - started) * 1000,
+            stop_sequence=message.stop_sequence,
         )
 
     async def chat_stream(
@@ -83,7 +84,9 @@ class AnthropicAdapter:
         params = build_anthropic_params(request, target.upstream_model)
         translator = _StreamTranslator()
         try:
-            stream = await self.client.messages.create(**params, stream=True)
+            stream = await self.client.messages.create(
+                **params, stream=True, extra_headers=upstream_headers()
+            )
             async with stream:
                 async for event in stream:
                     chunk = translator.translate(event)
@@ -142,6 +145,7 @@ class _StreamTranslator:
         if kind == "message_delta":
             return ChatChunk(
                 finish_reason=finish_reason(event.delta.stop_reason),
+                stop_sequence=event.delta.stop_sequence,
                 usage=Usage(
                     input_tokens=self.input_tokens, output_tokens=event.usage.output_tokens
                 ),

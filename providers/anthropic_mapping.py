@@ -57,7 +57,9 @@ def _content_blocks(message: Message) -> list[dict[str, Any]]:
     return blocks
 
 
-def _tool_input(arguments: str) -> dict[str, Any]:
+def tool_input(arguments: str) -> dict[str, Any]:
+    """A tool call's JSON arguments as Anthropic's ``input`` object (which must be an object,
+    even when a model produced invalid JSON or another type)."""
     try:
         value = json.loads(arguments) if arguments else {}
     except ValueError:
@@ -92,7 +94,7 @@ def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
                         "type": "tool_use",
                         "id": call.id,
                         "name": call.name,
-                        "input": _tool_input(call.arguments),
+                        "input": tool_input(call.arguments),
                     }
                 )
         if not blocks:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +21,18 @@ from providers.types import (
     EmbeddingRequest,
     EmbeddingResponse,
 )
+
+# The gateway's request id of the call in progress, sent upstream as X-Request-ID so one call
+# can be followed through the gateway's logs and the provider's. A context variable because
+# adapters (and their SDK clients) are shared by every call of a process; the pipeline sets
+# it for the duration of a call.
+upstream_request_id: ContextVar[str] = ContextVar("upstream_request_id", default="")
+
+
+def upstream_headers() -> dict[str, str] | None:
+    """Extra headers for an upstream call (the SDKs' ``extra_headers``)."""
+    request_id = upstream_request_id.get()
+    return {"X-Request-ID": request_id} if request_id else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,8 @@ class DemoAdapter:
         """Deterministic unit vectors from a hash of each input (8 dimensions by default)."""
         size = request.dimensions or 8
         vectors = []
-        for text in request.inputs:
+        texts = [i if isinstance(i, str) else " ".join(map(str, i)) for i in request.inputs]
+        for text in texts:
             digest = hashlib.sha256(text.encode()).digest()
             raw = [(digest[i % len(digest)] - 127.5) / 127.5 for i in range(size)]
             norm = sum(v * v for v in raw) ** 0.5 or 1.0
@@ -93,7 +94,7 @@ class DemoAdapter:
         return EmbeddingResponse(
             model=request.model,
             vectors=vectors,
-            usage=Usage(input_tokens=sum(_estimate_tokens(t) for t in request.inputs)),
+            usage=Usage(input_tokens=sum(_estimate_tokens(t) for t in texts)),
             served_by=ServedBy(target.provider_name, target.deployment_id, target.upstream_model),
         )
 

@@ -14,7 +14,7 @@ import httpx2
 import openai
 from django.conf import settings
 
-from providers.base import DeploymentTarget
+from providers.base import DeploymentTarget, upstream_headers
 from providers.errors_map import map_openai_error
 from providers.types import (
     ChatChunk,
@@ -55,7 +55,11 @@ def build_openai_params(request: ChatRequest, upstream_model: str) -> dict[str, 
     optional = {
         "temperature": request.temperature,
         "top_p": request.top_p,
-        "max_tokens": request.max_tokens,
+        # A client that sent max_completion_tokens gets exactly that (it is in ``extra``):
+        # o-series models refuse max_tokens.
+        "max_tokens": (
+            None if request.extra.get("max_completion_tokens") is not None else request.max_tokens
+        ),
         "stop": request.stop or None,
         "tools": request.tools or None,
         "tool_choice": request.tool_choice,
@@ -92,7 +96,9 @@ class OpenAIAdapter:
         params = build_openai_params(request, target.upstream_model)
         started = time.perf_counter()
         try:
-            completion = await self.client.chat.completions.create(**params)
+            completion = await self.client.chat.completions.create(
+                **params, extra_headers=upstream_headers()
+            )
         except (openai.OpenAIError, ValueError) as exc:  # ValueError: body not JSON
             raise map_openai_error(exc, target.provider_name) from None
         choice = completion.choices[0] if completion.choices else None
@@ -125,7 +131,9 @@ class OpenAIAdapter:
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
         try:
-            stream = await self.client.chat.completions.create(**params)
+            stream = await self.client.chat.completions.create(
+                **params, extra_headers=upstream_headers()
+            )
             async with stream:
                 async for event in stream:
                     yield _chunk_from_openai(event)
@@ -145,7 +153,7 @@ class OpenAIAdapter:
         if request.user:
             params["user"] = request.user
         try:
-            result = await self.client.embeddings.create(**params)
+            result = await self.client.embeddings.create(**params, extra_headers=upstream_headers())
         except (openai.OpenAIError, ValueError) as exc:
             raise map_openai_error(exc, target.provider_name) from None
         vectors = [list(item.embedding) for item in sorted(result.data, key=lambda d: d.index)]

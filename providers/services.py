@@ -8,28 +8,39 @@ it) → retired. Every step is audited with the credential's fingerprint, never 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from aigateway.audit.changes import Snapshot, audit_change, model_snapshot
 from aigateway.audit.services import audit_record
 from providers.crypto import encrypt_secret, fingerprint, mask, reencrypt_secret
 from providers.models import Credential, CredentialStatus, Provider
 
+_NO_CHANGE: Any = object()
+
 
 def credential_audit(
-    credential: Credential, action: str, actor: AbstractBaseUser | None, **details: object
+    credential: Credential,
+    action: str,
+    actor: AbstractBaseUser | None,
+    *,
+    before: Snapshot | None = _NO_CHANGE,
+    **details: object,
 ) -> None:
-    audit_record(
-        action=action,
-        target_type="credential",
-        target_id=credential.pk,
-        target_label=f"{credential.provider.name}/{credential.name}",
-        actor=actor,
-        actor_label="cli" if actor is None else "",
-        details={"fingerprint": credential.fingerprint or f"env:{credential.env_var}", **details},
-    )
+    """Audit a credential event. A change passes ``before`` (the snapshot taken before it,
+    None for a creation): the entry then holds before and after, secrets as fingerprints."""
+    label = f"{credential.provider.name}/{credential.name}"
+    details = {"fingerprint": credential.fingerprint or f"env:{credential.env_var}", **details}
+    if before is _NO_CHANGE:
+        audit_record(action=action, target_type="credential", target_id=credential.pk,
+                     target_label=label, actor=actor, actor_label="cli" if actor is None else "",
+                     details=details)  # fmt: skip
+        return
+    audit_change(actor=actor, action=action, target=credential, before=before,
+                 after=model_snapshot(credential), details=details, target_label=label)  # fmt: skip
 
 
 def _set_secret(credential: Credential, *, secret: str, env_var: str) -> None:
@@ -62,7 +73,7 @@ def credential_create(
     )
     _set_secret(credential, secret=secret, env_var=env_var)
     credential.save()
-    credential_audit(credential, "credential.created", actor, status=status)
+    credential_audit(credential, "credential.created", actor, before=None, status=status)
     return credential
 
 
@@ -75,11 +86,12 @@ def credential_set_secret(
     actor: AbstractBaseUser | None = None,
 ) -> Credential:
     """Replace a credential's value in place (config as code). Restarts its rotation clock."""
+    before = model_snapshot(credential)
     _set_secret(credential, secret=secret, env_var=env_var)
     credential.rotation_due_at = timezone.now() + timedelta(days=credential.provider.rotation_days)
     credential.overdue_flagged_at = None
     credential.save()
-    credential_audit(credential, "credential.secret_replaced", actor)
+    credential_audit(credential, "credential.secret_replaced", actor, before=before)
     return credential
 
 
@@ -90,21 +102,24 @@ def credential_activate(
     """Make a verified credential the one new traffic uses; the others that were active go
     into their grace period. Returns the credentials now retiring."""
     now = timezone.now()
+    before = model_snapshot(credential)
     credential.status = CredentialStatus.ACTIVE
     credential.verified_at = credential.verified_at or now
     credential.activated_at = now
     credential.save(update_fields=["status", "verified_at", "activated_at"])
-    credential_audit(credential, "credential.activated", actor)
+    credential_audit(credential, "credential.activated", actor, before=before)
     retiring = list(
         Credential.objects.select_for_update()
         .filter(provider=credential.provider, status=CredentialStatus.ACTIVE)
         .exclude(pk=credential.pk)
     )
     for old in retiring:
+        was = model_snapshot(old)
         old.status = CredentialStatus.RETIRING
         old.retire_at = now + grace
         old.save(update_fields=["status", "retire_at"])
-        credential_audit(old, "credential.retiring", actor, retire_at=old.retire_at.isoformat())
+        credential_audit(old, "credential.retiring", actor, before=was,
+                         retire_at=old.retire_at.isoformat())  # fmt: skip
     return retiring
 
 
@@ -113,10 +128,11 @@ def credential_retire(
     *, credential: Credential, actor: AbstractBaseUser | None = None
 ) -> Credential:
     if credential.status != CredentialStatus.RETIRED:
+        before = model_snapshot(credential)
         credential.status = CredentialStatus.RETIRED
         credential.retired_at = timezone.now()
         credential.save(update_fields=["status", "retired_at"])
-        credential_audit(credential, "credential.retired", actor)
+        credential_audit(credential, "credential.retired", actor, before=before)
     return credential
 
 
@@ -139,10 +155,11 @@ def credentials_flag_overdue() -> list[Credential]:
         )
     )
     for credential in overdue:
+        before = model_snapshot(credential)
         credential.overdue_flagged_at = now
         credential.save(update_fields=["overdue_flagged_at"])
         due = credential.rotation_due_at.isoformat() if credential.rotation_due_at else ""
-        credential_audit(credential, "credential.rotation_overdue", None, due=due)
+        credential_audit(credential, "credential.rotation_overdue", None, before=before, due=due)
     return overdue
 
 

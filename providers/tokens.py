@@ -55,3 +55,11 @@ def count_prompt_tokens(request: ChatRequest, *, provider_kind: str = "openai") 
     if request.tools:
         total += count_text_tokens(json.dumps(request.tools), provider_kind=provider_kind)
     return total
+
+
+def count_embedding_tokens(inputs: list[str] | list[list[int]], *, provider_kind: str) -> list[int]:
+    """Tokens of each embeddings input: counted for texts, the array's length for token ids."""
+    return [
+        count_text_tokens(item, provider_kind=provider_kind) if isinstance(item, str) else len(item)
+        for item in inputs
+    ]

@@ -95,6 +95,9 @@ class ChatResponse:
     created: int = 0
     latency_ms: float = 0.0
     cost_usd: Decimal = Decimal(0)
+    # Which of the request's stop sequences ended the answer, when the upstream says
+    # (Anthropic does; OpenAI does not): the Anthropic door reports it.
+    stop_sequence: str | None = None
 
 
 @dataclass(slots=True)
@@ -114,12 +117,14 @@ class ChatChunk:
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    stop_sequence: str | None = None  # with the finish reason, as in ChatResponse
 
 
 @dataclass(slots=True)
 class EmbeddingRequest:
     model: str  # the route name
-    inputs: list[str]
+    # Texts, or pre-tokenised inputs (token ids), never a mix: OpenAI accepts either form.
+    inputs: list[str] | list[list[int]]
     dimensions: int | None = None
     user: str | None = None
 
@@ -130,3 +135,4 @@ class EmbeddingResponse:
     vectors: list[list[float]]
     usage: Usage
     served_by: ServedBy
+    cost_usd: Decimal = Decimal(0)

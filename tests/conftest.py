@@ -20,6 +20,7 @@ import redis
 
 from aigateway.core.config_cache import config_cache
 from aigateway.core.redis import reset_clients
+from aigateway.audit.writer import audit_writer
 from aigateway.usage.recorder import usage_recorder
 
 TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")
@@ -32,6 +33,7 @@ def _clear_process_state() -> None:
 
     config_cache.clear()
     usage_recorder._buffer.clear()
+    audit_writer.clear()
     # Ids repeat across tests (fresh database), so per-process state keyed by them must go.
     breaker._in_process._breakers.clear()
     latency._local.clear()

@@ -13,19 +13,22 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from aigateway.api import openai_params
 from aigateway.gateway.errors import BodyTooLarge, InvalidRequest
 from providers.types import ChatRequest, Message, ToolCall
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
-# Parameters we model explicitly; others in this set are passed through to OpenAI upstreams.
+# OpenAI parameters we do not model, sent verbatim to OpenAI-family upstreams (dropped for
+# Anthropic and the demo provider). The full rule: aigateway/api/openai_params.py.
 PASS_THROUGH = {
     "frequency_penalty", "presence_penalty", "logit_bias", "logprobs", "top_logprobs", "n",
     "parallel_tool_calls", "reasoning_effort", "metadata", "store", "service_tier",
-    "max_completion_tokens", "modalities", "prediction", "verbosity",
+    "max_completion_tokens", "modalities", "prediction", "verbosity", "prompt_cache_key",
+    "prompt_cache_options", "prompt_cache_retention", "safety_identifier",
 }  # fmt: skip
 KNOWN = {
     "model", "messages", "temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice",
-    "response_format", "seed", "user", "stream", "stream_options", "functions", "function_call",
+    "response_format", "seed", "user", "stream", "stream_options",
 } | PASS_THROUGH  # fmt: skip
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -53,7 +56,7 @@ def read_json_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
-def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
+def number_param(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
     value = body.get(name)
     if value is None:
         return None
@@ -64,7 +67,7 @@ def _number(body: dict[str, Any], name: str, low: float, high: float) -> float |
     return float(value)
 
 
-def _integer(body: dict[str, Any], name: str, low: int) -> int | None:
+def integer_param(body: dict[str, Any], name: str, low: int) -> int | None:
     value = body.get(name)
     if value is None:
         return None
@@ -141,6 +144,7 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
+    openai_params.check_message_count(messages)
     stop = body.get("stop")
     if isinstance(stop, str):
         stop = [stop]
@@ -165,29 +169,36 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise InvalidRequest("'user' must be a string.", param="user")
+    openai_params.refuse_unsupported(body)
     unknown = sorted(set(body) - KNOWN)
     if unknown:
         raise InvalidRequest(
             f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0]
         )
-    max_tokens = _integer(body, "max_tokens", 1)
-    if max_tokens is None:
-        max_tokens = _integer(body, "max_completion_tokens", 1)
+    openai_params.check_pass_through_types(body)
+    max_tokens = integer_param(body, "max_tokens", 1)
+    max_completion_tokens = integer_param(body, "max_completion_tokens", 1)
+    openai_params.check_output_tokens("max_tokens", max_tokens)
+    openai_params.check_output_tokens("max_completion_tokens", max_completion_tokens)
+    if max_completion_tokens is not None:
+        # The newer name wins (OpenAI deprecated max_tokens; o-series models refuse it). It
+        # stays in ``extra`` so OpenAI-family upstreams get the name the client used.
+        max_tokens = max_completion_tokens
     return ChatRequest(
         model=model,
         messages=[_message(m, i) for i, m in enumerate(messages)],
-        temperature=_number(body, "temperature", 0, 2),
-        top_p=_number(body, "top_p", 0, 1),
+        temperature=number_param(body, "temperature", 0, 2),
+        top_p=number_param(body, "top_p", 0, 1),
         max_tokens=max_tokens,
         stop=stop or [],
         tools=tools or [],
         tool_choice=body.get("tool_choice"),
         response_format=response_format,
-        seed=_integer(body, "seed", -(2**63)),
+        seed=integer_param(body, "seed", -(2**63)),
         user=user,
         stream=stream,
         include_usage=bool(stream_options.get("include_usage", False)),
-        extra={k: body[k] for k in PASS_THROUGH if k in body and k != "max_completion_tokens"},
+        extra={k: body[k] for k in PASS_THROUGH if k in body},
     )
 
 

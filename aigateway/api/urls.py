@@ -1,11 +1,19 @@
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
-from aigateway.api import views
+from aigateway.api import anthropic_views, views
 
 app_name = "api"
 # django-stubs types view callables as sync; these async views are fine under ASGI.
 urlpatterns = [
     path("chat/completions", views.chat_completions, name="chat-completions"),  # type: ignore[arg-type]
+    path("embeddings", views.embeddings, name="embeddings"),  # type: ignore[arg-type]
     path("models", views.list_models, name="models"),  # type: ignore[arg-type]
+    # Route names may contain "/" (the SDK percent-encodes it; Django decodes it back).
+    re_path(r"^models/(?P<model>.+)$", views.retrieve_model, name="model"),  # type: ignore[arg-type]
+    # Anthropic-compatible door (aigateway/api/anthropic_views.py), same pipeline.
+    path("messages", anthropic_views.messages, name="messages"),  # type: ignore[arg-type]
+    path("messages/count_tokens", anthropic_views.count_tokens, name="messages-count-tokens"),  # type: ignore[arg-type]
+    # Files and Batch API (aigateway/batches/), executed by Celery workers.
+    path("", include("aigateway.batches.urls")),
     re_path(r"^(?P<path>.*)$", views.not_found),
 ]

@@ -44,3 +44,23 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain head #{self.sequence} {self.record_hash[:12]}"
+
+
+class AuditGap(models.Model):
+    """A run of consecutive events removed by the retention purge (``audit.retention``).
+
+    ``audit verify`` steps over it: the event before the run must hash to ``previous_hash``
+    and the event after it must link to ``last_hash``. The set of gaps is itself anchored:
+    the newest ``audit.retention_purge`` event records a digest of every gap row, so adding
+    or widening a gap to hide a deletion is reported (docs/audit.md)."""
+
+    first_sequence = models.BigIntegerField(unique=True)
+    last_sequence = models.BigIntegerField(unique=True)
+    previous_hash = models.CharField(max_length=64)  # record_hash of first_sequence - 1
+    last_hash = models.CharField(max_length=64)  # record_hash of last_sequence
+
+    class Meta:
+        ordering = ["first_sequence"]
+
+    def __str__(self) -> str:
+        return f"purged audit events {self.first_sequence}-{self.last_sequence}"

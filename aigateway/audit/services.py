@@ -37,21 +37,43 @@ def audit_record(
         actor=actor if has_actor else None,  # type: ignore[misc]
         actor_label=actor.get_username() if actor is not None and has_actor else actor_label,
         # Normalised as the database will return it (tuples become lists, keys strings).
-        details=json.loads(json.dumps(details or {})),
+        details=json.loads(json.dumps(details or {}, default=str)),
         organisation_id=organisation_id,
     )
-    with transaction.atomic():
-        # The locked head row serialises writers: a row lock on PostgreSQL; on SQLite the
-        # write transaction itself (IMMEDIATE, or upgraded by the head UPDATE below).
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(
-            pk=HEAD_PK, defaults={"sequence": 0, "record_hash": GENESIS_HASH}
-        )
-        event.sequence = head.sequence + 1
-        event.previous_hash = head.record_hash if head.sequence else GENESIS_HASH
-        event.created_at = timezone.now()
-        event.record_hash = compute_hash(event)
-        event.save(force_insert=True)
-        head.sequence = event.sequence
-        head.record_hash = event.record_hash
-        head.save(update_fields=["sequence", "record_hash"])
+    event.created_at = None  # type: ignore[assignment]  # stamped under the lock
+    chain_append([event])
     return event
+
+
+def lock_chain_head() -> AuditChainHead:
+    """The chain head, locked until the surrounding transaction ends. The lock serialises
+    every writer: a row lock on PostgreSQL; on SQLite the write transaction itself
+    (IMMEDIATE, or upgraded by the head UPDATE)."""
+    head, _ = AuditChainHead.objects.select_for_update().get_or_create(
+        pk=HEAD_PK, defaults={"sequence": 0, "record_hash": GENESIS_HASH}
+    )
+    return head
+
+
+def chain_append(events: list[AuditEvent]) -> None:
+    """Give ``events`` the next places in the chain and insert them, in one transaction that
+    holds the chain head: concurrent writers (other threads, other processes, the buffered
+    API-call writer's flushes) cannot fork the chain. An event without ``created_at`` is
+    stamped now, under the lock, so timestamps of directly written events follow the chain."""
+    with transaction.atomic():
+        head = lock_chain_head()
+        sequence = head.sequence
+        previous = head.record_hash if sequence else GENESIS_HASH
+        now = timezone.now()
+        for event in events:
+            sequence += 1
+            event.sequence, event.previous_hash = sequence, previous
+            if event.created_at is None:
+                event.created_at = now
+            event.record_hash = previous = compute_hash(event)
+        if len(events) == 1:
+            events[0].save(force_insert=True)
+        else:
+            AuditEvent.objects.bulk_create(events)
+        head.sequence, head.record_hash = sequence, previous
+        head.save(update_fields=["sequence", "record_hash"])

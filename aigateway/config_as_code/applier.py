@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from aigateway.audit.services import audit_record
 from aigateway.config_as_code.limits import plan_limit
 from aigateway.config_as_code.planning import Change, Planner
 from aigateway.config_as_code.providers_routes import plan_price, plan_provider, plan_route
@@ -24,6 +25,7 @@ from aigateway.config_as_code.specs import GatewayConfig
 from aigateway.config_as_code.tenancy import plan_organisation
 
 __all__ = ["ApplyResult", "Change", "apply_config", "plan"]
+MAX_LISTED = 500  # change lines kept in the config.applied audit entry
 
 
 @dataclass
@@ -62,5 +64,12 @@ def apply_config(
         changes = _build(planner)
         if not dry_run:
             for change in changes:
-                change.run()
+                change.run()  # each object's change is audited with before and after
+            if changes:
+                audit_record(
+                    action="config.applied", target_type="config", actor_label="cli",
+                    target_label=f"{len(changes)} changes",
+                    details={"changes": [str(c) for c in changes[:MAX_LISTED]],
+                             "count": len(changes)},
+                )  # fmt: skip
     return ApplyResult(changes=changes, issued_keys=planner.issued, dry_run=dry_run)

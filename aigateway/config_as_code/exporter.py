@@ -137,6 +137,7 @@ def _organisation(org: Organisation) -> dict[str, Any]:
     return {
         "slug": org.slug,
         "name": org.name,
+        "audit_retention_days": org.audit_retention_days,
         "members": _members(org.memberships),
         "teams": [_team(t) for t in org.teams.order_by("slug")],
     }

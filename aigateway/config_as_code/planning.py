@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from aigateway.config_as_code import audited
 from aigateway.config_as_code.reader import secret_like
 from aigateway.config_as_code.specs import ConfigError, GatewayConfig, decimal_text
 from aigateway.routing.models import Route
@@ -127,7 +128,7 @@ class Planner:
             notes = "; ".join(
                 describe(labels.get(k, k), getattr(obj, k), v) for k, v in diff.items()
             )
-            self.add("update", kind, name, notes, lambda: save_fields(obj, diff, also=also))
+            self.add("update", kind, name, notes, lambda: audited.save(obj, diff, also=also))
 
     def check_provider(self, name: str, path: str) -> None:
         if name not in self.providers and not Provider.objects.filter(name=name).exists():

@@ -6,11 +6,14 @@ credential_set_secret, credential_retire), so every change is audited by fingerp
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 from typing import Any
 
 from django.utils import timezone
 
+from aigateway.audit.changes import model_snapshot
+from aigateway.config_as_code import audited
 from aigateway.config_as_code.planning import Planner, fmt
 from aigateway.config_as_code.specs import (
     SETTING_LABELS,
@@ -50,7 +53,7 @@ def plan_provider(p: Planner, spec: ProviderSpec) -> None:
         "rotation_days": spec.rotation_days,
     }
     if provider is None:
-        create = partial(Provider.objects.create, name=spec.name, **wanted)
+        create = partial(audited.create, Provider.objects.create, name=spec.name, **wanted)
         p.add("create", "provider", spec.name, "", create)
     p.update("provider", spec.name, provider, wanted)
     existing = {c.name: c for c in provider.credentials.all()} if provider else {}
@@ -116,11 +119,12 @@ def plan_credential(
 
 def _reactivate(credential: Credential) -> None:
     """Declared again after being retired (or while pending): active, audited."""
+    before = model_snapshot(credential)
     credential.status = CredentialStatus.ACTIVE
     credential.activated_at = timezone.now()
     credential.retire_at = credential.retired_at = None
     credential.save(update_fields=["status", "activated_at", "retire_at", "retired_at"])
-    credential_audit(credential, "credential.activated", None, via="gateway apply")
+    credential_audit(credential, "credential.activated", None, before=before, via="gateway apply")
 
 
 # -- routes and deployments ----------------------------------------------------------------
@@ -163,7 +167,10 @@ def plan_route(p: Planner, spec: RouteSpec) -> None:
     fields = {"description": spec.description, "strategy": spec.strategy, **spec.settings}
     sync = partial(_sync_deployments, spec.name, wanted)
     if route is None:
-        create = lambda: (Route.objects.create(name=spec.name, **fields), sync())  # noqa: E731
+        create = lambda: (  # noqa: E731
+            audited.create(Route.objects.create, name=spec.name, **fields),
+            sync(),
+        )
         p.add("create", "route", spec.name, f"deployments {fmt(labels)}", create)
         return
     p.update("route", spec.name, route, fields, labels=SETTING_LABELS)
@@ -196,16 +203,20 @@ def _sync_deployments(route_name: str, wanted: list[DeploymentTuple]) -> None:
         row = next(
             (d for d in pool if d.provider_id == provider.pk and d.upstream_model == model), None
         )
+        new = row is None
         if row is None:
             row = Deployment(route=route, provider=provider, upstream_model=model)
         else:
             pool.remove(row)
-        row.credential = provider.credentials.get(name=credential) if credential else None
-        row.priority, row.weight, row.enabled = priority, weight, on
-        row.max_context_tokens = context
-        row.save(update_fields=None if row.pk is None else DEPLOYMENT_SETTINGS)
+        with audited.changing(row) if not new else contextlib.nullcontext():
+            row.credential = provider.credentials.get(name=credential) if credential else None
+            row.priority, row.weight, row.enabled = priority, weight, on
+            row.max_context_tokens = context
+            row.save(update_fields=None if new else DEPLOYMENT_SETTINGS)
+        if new:
+            audited.created(row)
     for row in pool:
-        row.delete()
+        audited.delete(row)
 
 
 # -- prices --------------------------------------------------------------------------------
@@ -226,7 +237,7 @@ def plan_price(p: Planner, spec: PriceSpec) -> None:
 
     def create() -> None:
         provider = Provider.objects.get(name=spec.provider) if spec.provider else None
-        ModelPrice.objects.create(provider=provider, model=spec.model, **wanted)
+        audited.create(ModelPrice.objects.create, provider=provider, model=spec.model, **wanted)
 
     notes = f"input {fmt(spec.input_per_million)}, output {fmt(spec.output_per_million)}"
     p.add("create", "price", spec.label, f"{notes} per million tokens", create)

@@ -45,6 +45,7 @@ VERSION = 1
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 USER_REF = re.compile(r"^[\w.@+-]+$")
 DEFAULT_ROTATION_DAYS = 90
+DEFAULT_AUDIT_RETENTION_DAYS = 365  # Organisation.audit_retention_days; 0: forever
 
 TOP_FIELDS = ("version", "providers", "routes", "prices", "organisations", "limits")
 PROVIDER_FIELDS = (
@@ -74,7 +75,7 @@ MAX_RETRIES, MAX_TIMEOUT = 10, 3600  # retries.max, retries.timeout_seconds
 MAX_CACHE_TTL = 7 * 24 * 3600  # cache.ttl_seconds: a week
 MIN_THRESHOLD, MAX_THRESHOLD = 0.5, 1.0  # cache.semantic_threshold (cosine similarity)
 PRICE_FIELDS = ("provider", "model", "input_per_million", "output_per_million")
-ORG_FIELDS = ("slug", "name", "members", "teams")
+ORG_FIELDS = ("slug", "name", "members", "teams", "audit_retention_days")
 TEAM_FIELDS = ("slug", "name", "routes", "members", "api_keys")
 KEY_FIELDS = ("name", "prefix", "secret", "routes", "expires_at", "revoked")
 LIMIT_FIELDS = (
@@ -280,6 +281,7 @@ def _org(m: Fields) -> OrgSpec:
         m.text("name"),
         _members(m, list(OrgRole.values)),
         teams,
+        m.number("audit_retention_days", DEFAULT_AUDIT_RETENTION_DAYS, minimum=0),
     )
 
 

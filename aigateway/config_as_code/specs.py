@@ -130,6 +130,7 @@ class OrgSpec:
     name: str
     members: tuple[MemberSpec, ...]
     teams: tuple[TeamSpec, ...]
+    audit_retention_days: int = 365  # 0 keeps the organisation's audit events forever
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
+from aigateway.config_as_code import audited
 from aigateway.config_as_code.planning import Planner, fmt, save_fields
 from aigateway.config_as_code.specs import ApiKeySpec, ConfigError, MemberSpec, OrgSpec, TeamSpec
 from aigateway.routing.models import Route
@@ -29,15 +30,17 @@ def find_user(ref: str, path: str = "") -> Any:
 
 
 def _create_user(ref: str) -> None:
-    get_user_model().objects.create_user(username=ref, email=ref if "@" in ref else "")
+    users = get_user_model().objects
+    audited.create(users.create_user, username=ref, email=ref if "@" in ref else "")
 
 
 def plan_organisation(p: Planner, spec: OrgSpec) -> None:
     org = Organisation.objects.filter(slug=spec.slug).first()
+    wanted = {"name": spec.name, "audit_retention_days": spec.audit_retention_days}
     if org is None:
-        create = partial(Organisation.objects.create, slug=spec.slug, name=spec.name)
+        create = partial(audited.create, Organisation.objects.create, slug=spec.slug, **wanted)
         p.add("create", "organisation", spec.slug, "", create)
-    p.update("organisation", spec.slug, org, {"name": spec.name})
+    p.update("organisation", spec.slug, org, wanted)
     rows = list(org.memberships.select_related("user")) if org else []
     owner = lambda: {"organisation": Organisation.objects.get(slug=spec.slug)}  # noqa: E731
     _members(p, "org member", spec.slug, spec.members, rows, OrgMembership, owner)
@@ -72,16 +75,17 @@ def _members(
             row = by_user.pop(user.pk, None)
             if row is not None:
                 if row.role != spec.role:
-                    save = partial(save_fields, row, {"role": spec.role})
+                    save = partial(audited.save, row, {"role": spec.role})
                     p.add("update", kind, name, f"role {row.role} → {spec.role}", save)
                 continue
 
         def create(ref: str = spec.user, role: str = spec.role) -> None:
-            model.objects.create(user=find_user(ref), role=role, **owner())
+            audited.create(model.objects.create, user=find_user(ref), role=role, **owner())
 
         p.add("create", kind, name, spec.role, create)
     for row in by_user.values():
-        p.add("delete", kind, f"{label}/{row.user.get_username()}", "removed", row.delete)
+        remove = partial(audited.delete, row)
+        p.add("delete", kind, f"{label}/{row.user.get_username()}", "removed", remove)
 
 
 def _team(p: Planner, org_spec: OrgSpec, spec: TeamSpec, org: Organisation | None) -> None:
@@ -91,12 +95,15 @@ def _team(p: Planner, org_spec: OrgSpec, spec: TeamSpec, org: Organisation | Non
     get_team = partial(Team.objects.get, organisation__slug=org_spec.slug, slug=spec.slug)
 
     def set_routes() -> None:
-        get_team().allowed_routes.set(Route.objects.filter(name__in=spec.routes))
+        team = get_team()
+        with audited.changing(team):
+            team.allowed_routes.set(Route.objects.filter(name__in=spec.routes))
 
     def create() -> None:
         org = Organisation.objects.get(slug=org_spec.slug)
-        Team.objects.create(organisation=org, slug=spec.slug, name=spec.name)
-        set_routes()
+        team = Team.objects.create(organisation=org, slug=spec.slug, name=spec.name)
+        team.allowed_routes.set(Route.objects.filter(name__in=spec.routes))
+        audited.created(team)
 
     if team is None:
         p.add("create", "team", label, f"routes {fmt(routes)}", create)
@@ -116,8 +123,7 @@ def _team(p: Planner, org_spec: OrgSpec, spec: TeamSpec, org: Organisation | Non
     for key in keys.values() if p.prune_keys else ():
         if key.revoked_at is None:
             note = "revoked (not in the file; --prune-keys)"
-            revoke = partial(api_key_revoke, api_key=key)
-            p.add("revoke", "api key", f"{label}/{key.name}", note, revoke)
+            p.add("revoke", "api key", f"{label}/{key.name}", note, partial(_revoke, key))
 
 
 def _api_key(
@@ -160,14 +166,20 @@ def _api_key(
         notes.append(f"routes {fmt(current)} → {fmt(routes)}")
 
     def update() -> None:
-        if values:
-            save_fields(key, values)
-        api_key_set_routes(api_key=key, route_names=spec.routes)
+        with audited.changing(key):
+            if values:
+                save_fields(key, values)
+            api_key_set_routes(api_key=key, route_names=spec.routes)
 
     if notes:
         p.add("update", "api key", label, "; ".join(notes), update)
     if spec.revoked and key.revoked_at is None:
-        p.add("revoke", "api key", label, "revoked", partial(api_key_revoke, api_key=key))
+        p.add("revoke", "api key", label, "revoked", partial(_revoke, key))
+
+
+def _revoke(key: ApiKey) -> None:
+    with audited.changing(key, "revoked"):
+        api_key_revoke(api_key=key)
 
 
 def _create_key(
@@ -182,5 +194,6 @@ def _create_key(
     )
     if spec.revoked:
         api_key_revoke(api_key=issued.api_key)
-    elif raw is None:
+    audited.created(issued.api_key)
+    if raw is None and not spec.revoked:
         p.issued.append((label, issued.raw_key))

@@ -57,6 +57,7 @@ class CacheProbe:
 
     namespace: str = ""
     vector: Any = None  # numpy array when the semantic cache embedded the prompt
+    similarity: float | None = None  # the nearest cached prompt's score, hit or not (trace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,7 @@ async def _semantic_lookup(
     )
     probe.vector = await embed_prompt(text)
     found = await semantic_search(probe.namespace, probe.vector)
+    probe.similarity = float(found[1]) if found is not None else None
     if found is None or found[1] < policy.semantic_threshold:
         return None
     cached_prompt = json.loads(found[0]).get("prompt", "")

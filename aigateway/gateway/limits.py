@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -24,6 +25,7 @@ from aigateway.core.config_cache import config_cache
 from aigateway.core.redis import get_async_redis
 from aigateway.gateway.errors import GatewayError, ServiceUnavailable
 from aigateway.gateway.principal import Principal
+from aigateway.observability.instruments import rate_limit_rejected
 from aigateway.quotas.alerts import soft_threshold_check
 from aigateway.quotas.checks import Check, CheckResult, Verdict
 from aigateway.quotas.limiter import Adjustment, InProcessLimiter, Limiter
@@ -31,6 +33,9 @@ from aigateway.quotas.limiter_redis import RedisLimiter
 from aigateway.quotas.rules import BUDGETS, Demand, Rule, check_for, rules_for_scopes
 from providers.tokens import count_prompt_tokens
 from providers.types import ChatRequest, Usage
+
+if TYPE_CHECKING:
+    from aigateway.observability.trace import DecisionTrace
 
 logger = logging.getLogger(__name__)
 _local = InProcessLimiter()  # single-process backend, and the fail-open fallback
@@ -40,6 +45,9 @@ class RateLimitExceeded(GatewayError):
     status_code = 429
     error_type = "rate_limit_error"
     code = "rate_limit_exceeded"
+    # Seconds until the refusing limit has room (unrounded, unlike Retry-After); None when
+    # waiting cannot help (the call is larger than the limit). Batches wait exactly this long.
+    retry_after: float | None = None
 
 
 def _limiter() -> Limiter:
@@ -211,14 +219,29 @@ def _refusal(rule: Rule, verdict: Verdict, demand: Demand) -> RateLimitExceeded:
         "concurrency_limit_exceeded" if rule.kind == "concurrent" else "rate_limit_exceeded"
     )  # fmt: skip
     message = f"Limit reached for {what}: limit {rule.value:g}. Retry after {_duration(wait)}."
-    return RateLimitExceeded(message, code=kind, headers={"Retry-After": str(wait)})
+    refusal = RateLimitExceeded(message, code=kind, headers={"Retry-After": str(wait)})
+    refusal.retry_after = verdict.retry_after
+    return refusal
 
 
 async def limits_acquire(
-    principal: Principal, route: str, request: ChatRequest, *, provider_kind: str = "openai"
+    principal: Principal,
+    route: str,
+    request: ChatRequest,
+    *,
+    provider_kind: str = "openai",
+    trace: DecisionTrace | None = None,
 ) -> Lease:
     prompt = count_prompt_tokens(request, provider_kind=provider_kind)
     demand = Demand(prompt, prompt + (request.max_tokens or 0), uuid.uuid4().hex)
+    return await limits_take(principal, demand, trace=trace)
+
+
+async def limits_take(
+    principal: Principal, demand: Demand, *, trace: DecisionTrace | None = None
+) -> Lease:
+    """Admit a call of this estimated size against every limit of the principal, or raise
+    RateLimitExceeded. Chat and embeddings differ only in how they estimate ``demand``."""
     lease = Lease(principal=principal, estimated_tokens=demand.total_tokens, demand=demand)
     cache_key = ("limits", principal.organisation_id, principal.team_id, principal.api_key_id,
                  principal.user_id)  # fmt: skip
@@ -229,8 +252,11 @@ async def limits_acquire(
     wall = datetime.fromtimestamp(now, UTC)
     checks = [check_for(rule, demand, tz_name=tz, now=wall) for rule in rules]
     verdict: Verdict = await _run("take", _limiter(), checks, now, _take_queued())  # type: ignore[assignment]
+    if trace is not None:
+        _trace_checks(trace, rules, verdict)
     if not verdict.allowed:
         rule = rules[verdict.failed_index]
+        rate_limit_rejected(rule.scope, rule.kind)
         logger.info("limit refused: %s (limit id %s)", rule.describe(), rule.limit_id)
         refusal = _refusal(rule, verdict, demand)
         refusal.headers = {**_refusal_headers(rules, verdict), **refusal.headers}
@@ -239,6 +265,18 @@ async def limits_acquire(
     lease.rate_headers = _headers(rules, verdict.results)
     soft_threshold_check(rules, checks, verdict.results)
     return lease
+
+
+def _trace_checks(trace: DecisionTrace, rules: list[Rule], verdict: Verdict) -> None:
+    """Each limit checked and what it has left (after this call's share); the refusing one
+    has nothing left, the ones after it were not reached."""
+    for index, rule in enumerate(rules):
+        refused = index == verdict.failed_index
+        result = verdict.results[index] if index < len(verdict.results) else None
+        remaining = 0.0 if refused else (result.remaining if result is not None else None)
+        trace.limit(
+            rule.scope, rule.scope_id, rule.kind, rule.value, remaining, allowed=not refused
+        )
 
 
 @dataclass(slots=True)
@@ -268,5 +306,6 @@ async def deployment_take(
     checks = [check_for(rule, demand, tz_name="UTC", now=wall) for rule in rules]
     verdict: Verdict = await _run("take", _limiter(), checks, time.time())  # type: ignore[assignment]
     if not verdict.allowed:
+        rate_limit_rejected("deployment", rules[verdict.failed_index].kind)
         return None, verdict.retry_after
     return DeploymentLease(list(zip(rules, checks, strict=True)), demand), None

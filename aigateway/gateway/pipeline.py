@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from aigateway.audit.writer import audit_api_call
 from aigateway.gateway import cache, limits
 from aigateway.gateway.errors import GatewayError
 from aigateway.gateway.principal import Principal
@@ -28,12 +29,25 @@ from aigateway.gateway.resilience import (
     resilient_stream_open,
 )
 from aigateway.gateway.routes import RouteConfig, route_resolve
-from aigateway.observability.logging import log_request
+from aigateway.observability.calls import observe_call
+from aigateway.observability.trace import DecisionTrace
 from aigateway.usage.recorder import UsageEntry, usage_recorder
+from providers.base import upstream_request_id
 from providers.errors import ProviderError
 from providers.pricing import call_cost
 from providers.tokens import count_prompt_tokens
-from providers.types import ChatChunk, ChatRequest, ChatResponse, ServedBy, Usage
+from providers.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    ServedBy,
+    Usage,
+)
+
+# What a call may carry through the shared stages (recording, failures): every endpoint's
+# normalized request has the route name in ``model``.
+CallRequest = ChatRequest | EmbeddingRequest
 
 
 @dataclass(slots=True)
@@ -41,12 +55,18 @@ class CallContext:
     request_id: str
     principal: Principal
     source: str = "api"  # api, playground, batch
+    client_ip: str = ""  # the peer address (REMOTE_ADDR), for the audit entry
     started: float = field(default_factory=time.perf_counter)
     created_at: datetime = field(default_factory=timezone.now)
     # The caller's own timeout, when it told us (see aigateway/api/views.py: _client_timeout).
     client_timeout: float | None = None
     cache_control: cache.CacheControl = field(default_factory=cache.CacheControl)
     monotonic_start: float = field(default_factory=time.monotonic)
+    # What the pipeline checked and decided, stage by stage (aigateway/observability/trace.py).
+    trace: DecisionTrace = field(default_factory=DecisionTrace)
+    # The caller waits and tries again when our own limiter refuses (batches): such a refusal
+    # is a pause, not a call, so it is neither recorded nor logged as one.
+    waits_for_quota: bool = False
 
     def deadline(self, route: RouteConfig) -> float:
         """Retries and failovers never run past the route's or the caller's timeout.
@@ -78,11 +98,14 @@ class CallOutcome:
     served_by: ServedBy | None = None
     attempts: Attempts = field(default_factory=Attempts)
     rate_limit_headers: dict[str, str] = field(default_factory=dict)
+    # The answer's text, for the request log of teams that log prompts (never stored else).
+    completion_text: str | None = None
+    trace: DecisionTrace | None = None  # the call's trace (the door may reveal it)
 
 
 def _record(
     ctx: CallContext,
-    request: ChatRequest,
+    request: CallRequest,
     outcome: CallOutcome,
     *,
     status_code: int,
@@ -93,6 +116,7 @@ def _record(
     saved_tokens: int = 0,
     saved_cost: Decimal = Decimal(0),
 ) -> None:
+    recording = time.perf_counter()
     served = outcome.served_by
     entry = UsageEntry(
         request_id=ctx.request_id,
@@ -108,7 +132,7 @@ def _record(
         provider=served.provider if served else "",
         deployment_id=served.deployment_id if served else None,
         upstream_model=served.upstream_model if served else "",
-        stream=request.stream,
+        stream=isinstance(request, ChatRequest) and request.stream,
         error_type=error_type,
         input_tokens=usage.input_tokens if usage else 0,
         output_tokens=usage.output_tokens if usage else 0,
@@ -120,29 +144,8 @@ def _record(
         saved_cost_usd=saved_cost,
     )
     usage_recorder.record(entry)
-    log_request(
-        {
-            "request_id": entry.request_id,
-            "source": entry.source,
-            "team_id": entry.team_id,
-            "key_prefix": entry.key_prefix,
-            "route": entry.route,
-            "provider": entry.provider,
-            "deployment_id": entry.deployment_id,
-            "status": entry.status_code,
-            "error": entry.error_type,
-            "stream": entry.stream,
-            "latency_ms": round(entry.latency_ms, 2),
-            "ttft_ms": round(entry.ttft_ms, 2) if entry.ttft_ms is not None else None,
-            "input_tokens": entry.input_tokens,
-            "output_tokens": entry.output_tokens,
-            "cost_usd": str(entry.cost_usd),
-            "cache": entry.cache_status,
-            "attempts": outcome.attempts.count,
-            "retries": outcome.attempts.retries,
-            "failovers": outcome.attempts.failovers,
-        }
-    )
+    audit_api_call(ctx, entry, outcome)  # buffered: metadata only, never prompt or answer
+    observe_call(ctx, request, entry, outcome, started=recording)  # log line, metrics, spans
 
 
 def _first_kind(route: RouteConfig) -> str:
@@ -155,29 +158,41 @@ def _error_kind(exc: GatewayError) -> str:
 
 @asynccontextmanager
 async def _recording_failures(
-    ctx: CallContext, request: ChatRequest, outcome: CallOutcome
+    ctx: CallContext, request: CallRequest, outcome: CallOutcome
 ) -> AsyncIterator[None]:
     """A call that ends in a GatewayError is still a call: record it, then re-raise."""
+    outcome.trace = outcome.attempts.trace = ctx.trace  # resilience notes its attempts there
+    request_id = upstream_request_id.set(ctx.request_id)  # sent upstream as X-Request-ID
     try:
         yield
     except GatewayError as exc:
+        if ctx.waits_for_quota and isinstance(exc, limits.RateLimitExceeded) and (
+            exc.retry_after is not None
+        ):
+            raise
         for name, value in outcome.rate_limit_headers.items():  # on errors too, as OpenAI
             exc.headers.setdefault(name, value)
         _record(
             ctx, request, outcome, status_code=exc.status_code, usage=None,
             error_type=_error_kind(exc),
         )  # fmt: skip
+        if ctx.trace.reveal:  # the door asked for it: errors carry the trace too
+            exc.headers["x-aigateway-trace"] = ctx.trace.compact_json()
         raise
+    finally:
+        upstream_request_id.reset(request_id)
 
 
 async def _admit(
     ctx: CallContext, request: ChatRequest, outcome: CallOutcome
 ) -> tuple[RouteConfig, limits.Lease]:
     """Route and limits: the stages every call passes before any upstream is touched."""
-    route = await route_resolve(ctx.principal, request.model)
-    lease = await limits.limits_acquire(
-        ctx.principal, route.name, request, provider_kind=_first_kind(route)
-    )
+    with ctx.trace.stage("route"):
+        route = await route_resolve(ctx.principal, request.model)
+    with ctx.trace.stage("limits"):
+        lease = await limits.limits_acquire(
+            ctx.principal, route.name, request, provider_kind=_first_kind(route), trace=ctx.trace
+        )
     outcome.rate_limit_headers = lease.headers()
     return route, lease
 
@@ -189,15 +204,18 @@ async def _lookup(
         cache.MISS if cache.cacheable(request, route.cache) and not ctx.cache_control.no_cache
         else cache.BYPASS
     )  # fmt: skip
-    cached = await cache.cache_lookup(
-        ctx.principal, request, route.cache, ctx.cache_control,
-        response_id="chatcmpl-" + ctx.request_id.removeprefix("req_"),
-        probe=outcome.cache_probe,
-    )  # fmt: skip
+    with ctx.trace.stage("cache"):
+        cached = await cache.cache_lookup(
+            ctx.principal, request, route.cache, ctx.cache_control,
+            response_id="chatcmpl-" + ctx.request_id.removeprefix("req_"),
+            probe=outcome.cache_probe,
+        )  # fmt: skip
     if cached is not None:
         outcome.cache_status = cached.status
         outcome.cache_similarity = cached.similarity
         outcome.served_by = cached.response.served_by
+        outcome.completion_text = cached.response.content
+    ctx.trace.cache(outcome.cache_status, outcome.cache_probe.similarity)
     return cached
 
 
@@ -227,6 +245,7 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
             await lease.settle(None)
             raise
         outcome.served_by = response.served_by
+        outcome.completion_text = response.content
         response.cost_usd = await call_cost(
             provider=response.served_by.provider,
             model=response.served_by.upstream_model,
@@ -301,6 +320,7 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
     async def relay() -> AsyncIterator[ChatChunk]:
         nonlocal started
         started = True
+        streaming = time.perf_counter()
         usage: Usage | None = None
         produced_chars = 0
         error_type = ""
@@ -335,6 +355,8 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
                 await breaker_note(target, ok=False)
             raise
         finally:
+            ctx.trace.add_stage("stream", streaming)
+            outcome.completion_text = "".join(collected.content)
             if usage is None:  # cut short: count what was produced (~4 chars per token)
                 usage = Usage(
                     input_tokens=count_prompt_tokens(request, provider_kind=target.provider_kind),

@@ -24,6 +24,10 @@ class Principal:
     key_prefix: str = ""
     user_id: int | None = None
     expires_at: datetime | None = None
+    # The team's policy: prompts and completions go (redacted) into its request log lines.
+    log_prompts: bool = False
+    # The key may ask for the call's decision trace (X-AIGateway-Debug: trace).
+    debug_trace: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,8 @@ def _load_principal(key_hash: str) -> Principal | _KeyMiss:
         api_key_id=key.pk,
         key_prefix=key.prefix,
         expires_at=key.expires_at,
+        log_prompts=key.team.log_prompts,
+        debug_trace=key.debug_trace,
     )
 
 
@@ -69,4 +75,25 @@ async def authenticate_api_key(raw_key: str) -> Principal:
         raise AuthenticationFailed("Incorrect API key provided.")
     if principal.expires_at is not None and principal.expires_at <= timezone.now():
         raise AuthenticationFailed("This API key has expired.", code="expired_api_key")
+    return principal
+
+
+def principal_for_api_key_id(api_key_id: int) -> Principal | None:
+    """The Principal of a stored key, for work that runs later without the raw key (batches
+    run as the key that created them). None when the key is gone, revoked or expired.
+    Synchronous (ORM): call it through ``run_db`` from async code."""
+    from auth.models import ApiKey
+
+    key_hash = (
+        ApiKey.objects.filter(pk=api_key_id, revoked_at__isnull=True)
+        .values_list("key_hash", flat=True)
+        .first()
+    )
+    if key_hash is None:
+        return None
+    principal = _load_principal(key_hash)
+    if isinstance(principal, _KeyMiss):
+        return None
+    if principal.expires_at is not None and principal.expires_at <= timezone.now():
+        return None
     return principal

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aigateway.gateway.breaker import BreakerConfig, Decision, breaker_store
 from aigateway.gateway.breaker_events import breaker_transition_recorded
@@ -30,7 +31,17 @@ from aigateway.quotas.rules import Demand
 from providers import errors
 from providers.base import DeploymentTarget, get_adapter
 from providers.tokens import count_prompt_tokens
-from providers.types import ChatChunk, ChatRequest, ChatResponse
+from providers.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from aigateway.observability.trace import AttemptRecord, DecisionTrace
 
 logger = logging.getLogger(__name__)
 MAX_LIMIT_WAIT_SECONDS = 2.0
@@ -44,10 +55,48 @@ class Attempts:
     failovers: int = 0
     retries: int = 0
     errors: list[str] = field(default_factory=list)
+    trace: DecisionTrace | None = None  # the call's decision trace (set by the pipeline)
 
     def note(self, target: DeploymentTarget, kind: str) -> None:
         where = f"{target.provider_name}/{target.upstream_model}"
         self.errors.append(f"{where} (deployment {target.deployment_id}): {kind}")
+
+    # The trace hooks below cost an attribute check when there is no trace.
+    def breaker_seen(self, target: DeploymentTarget, decision: Decision) -> None:
+        if self.trace is not None:
+            self.trace.breaker(target.deployment_id, decision.value)
+
+    def skip(self, target: DeploymentTarget, why: str) -> None:
+        self.note(target, why)
+        if self.trace is not None:
+            self.trace.skip(target.deployment_id, why)
+
+    def begin(
+        self, target: DeploymentTarget, previous: int | None, reason: str
+    ) -> AttemptRecord | None:
+        """An attempt starts; moving to another deployment than the last one is a failover."""
+        if self.count and target.deployment_id != previous:
+            self.failovers += 1
+            if self.trace is not None:
+                self.trace.failover(previous, target.deployment_id, reason)
+        self.count += 1
+        return self.trace.attempt(target) if self.trace is not None else None
+
+    def end(self, target: DeploymentTarget, record: AttemptRecord | None, outcome: str) -> None:
+        if outcome != "ok":
+            self.note(target, outcome)
+        if record is not None and self.trace is not None:
+            self.trace.attempt_done(record, outcome)
+
+    async def wait(self, round_index: int, reason: str, delay: float) -> None:
+        """Back off before the next round."""
+        self.retries += 1
+        if self.trace is not None:
+            self.trace.retry(round_index, reason, delay)
+        started = time.perf_counter()
+        await asyncio.sleep(delay)
+        if self.trace is not None:
+            self.trace.add_stage("backoff", started)
 
 
 def health_failure(exc: errors.ProviderError) -> bool:
@@ -113,13 +162,23 @@ async def _ordered(route: RouteConfig) -> list[DeploymentTarget]:
     )
 
 
+def _keep_estimate(result: object) -> Usage | None:
+    return None
+
+
 async def _run_resilient[T](
     route: RouteConfig,
     attempts: Attempts,
     deadline: float,
     call: Callable[[DeploymentTarget], Awaitable[T]],
     demand: Demand,
+    usage_of: Callable[[T], Usage | None] = _keep_estimate,
 ) -> T:
+    """The one retry/failover loop, whatever the call (chat, stream opening, embeddings).
+
+    ``usage_of`` gives a successful result's real usage, to reconcile the deployment's own
+    token limits; None keeps the estimate (a stream's usage is known only at its end).
+    """
     policy = route.policy
     candidates = await _ordered(route)
     last_error: errors.ProviderError | None = None
@@ -139,8 +198,9 @@ async def _run_resilient[T](
             if remaining <= 0:
                 break
             decision = await _breaker_decision(target)
+            attempts.breaker_seen(target, decision)
             if decision is Decision.REJECT:
-                attempts.note(target, "circuit_open")
+                attempts.skip(target, "circuit_open")
                 continue
             deployment_lease, wait = await deployment_take(
                 route.deployment_rules.get(target.deployment_id, []), demand
@@ -148,12 +208,10 @@ async def _run_resilient[T](
             if deployment_lease is None:  # this deployment is at its own limit: go elsewhere
                 if decision is Decision.PROBE:
                     await _release_probe(target)  # the probe did not happen: let another try
-                attempts.note(target, "deployment_rate_limited")
+                attempts.skip(target, "deployment_rate_limited")
                 limited_wait = min(limited_wait, wait if wait is not None else math.inf)
                 continue
-            if attempts.count and target.deployment_id != last_target:
-                attempts.failovers += 1
-            attempts.count += 1
+            attempt = attempts.begin(target, last_target, last_error.kind if last_error else "")
             last_target = target.deployment_id
             started = time.monotonic()
             try:
@@ -166,14 +224,16 @@ async def _run_resilient[T](
             except errors.ProviderError as caught:
                 exc = caught
             else:
-                if isinstance(result, ChatResponse):  # streams keep their estimate
-                    await deployment_lease.settle(result.usage)
+                attempts.end(target, attempt, "ok")
+                usage = usage_of(result)
+                if usage is not None:
+                    await deployment_lease.settle(usage)
                 await breaker_note(target, ok=True)
                 await latency_record(target.deployment_id, (time.monotonic() - started) * 1000)
                 return result
+            attempts.end(target, attempt, exc.kind)
             await deployment_lease.settle(None)
             await breaker_note(target, ok=not health_failure(exc))
-            attempts.note(target, exc.kind)
             last_error = exc
             if isinstance(exc, errors.RateLimited) and exc.retry_after is not None:
                 # Also when this route does not fail over on rate limits: the retry on this
@@ -202,8 +262,9 @@ async def _run_resilient[T](
         )
         if time.monotonic() + delay >= deadline:
             break  # waiting would outlast the caller's deadline
-        attempts.retries += 1
-        await asyncio.sleep(delay)
+        await attempts.wait(
+            round_index, last_error.kind if last_error else "deployment_rate_limited", delay
+        )
     if last_error is None and limited_wait < math.inf:
         last_error = errors.RateLimited(
             f"every deployment of route '{route.name}' is at its rate limit",
@@ -224,7 +285,27 @@ async def resilient_chat(
     async def call(target: DeploymentTarget) -> ChatResponse:
         return await get_adapter(target).chat(request, target)
 
-    return await _run_resilient(route, attempts, deadline, call, _demand(request))
+    return await _run_resilient(
+        route, attempts, deadline, call, _demand(request), usage_of=_response_usage
+    )
+
+
+def _response_usage(result: ChatResponse | EmbeddingResponse) -> Usage:
+    return result.usage
+
+
+async def resilient_embeddings(
+    route: RouteConfig,
+    request: EmbeddingRequest,
+    attempts: Attempts,
+    deadline: float,
+    input_tokens: int,
+) -> EmbeddingResponse:
+    async def call(target: DeploymentTarget) -> EmbeddingResponse:
+        return await get_adapter(target).embeddings(request, target)
+
+    demand = Demand(input_tokens, input_tokens, uuid.uuid4().hex)
+    return await _run_resilient(route, attempts, deadline, call, demand, usage_of=_response_usage)
 
 
 def _demand(request: ChatRequest) -> Demand:

@@ -1,10 +1,12 @@
 """Prometheus metrics endpoint (text exposition format 0.0.4).
 
-State that lives in Redis or the database (breakers, overdue credentials, quota alerts) is
-read at scrape time, so every gateway process reports the same values and no
-multi-process aggregation is needed for these. Per-request counters and histograms come
-with the observability issue. Access: a bearer token (AIGATEWAY_METRICS_TOKEN) or, when
-none is set, only from the addresses in AIGATEWAY_METRICS_ALLOWED_IPS (loopback by default).
+Two kinds of metrics. Per-request counters and histograms (aigateway/observability/
+instruments.py) are kept by each process, and summed over every worker process when
+PROMETHEUS_MULTIPROC_DIR is set. State that lives in Redis or the database (breakers,
+overdue credentials, quota alerts, Celery queue depth) is read at scrape time, so every
+process reports the same values and needs no aggregation. Access: a bearer token
+(AIGATEWAY_METRICS_TOKEN) or, when none is set, only from the addresses in
+AIGATEWAY_METRICS_ALLOWED_IPS (loopback by default). See docs/observability.md.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from aigateway.observability.instruments import exposition
 from aigateway.routing.services import breakers_list
 
 BREAKER_STATES = ("closed", "open", "half_open", "forced_open", "forced_closed")
@@ -103,8 +106,53 @@ def _redis_lines() -> list[str]:
     ]
 
 
+# kombu's Redis transport keeps a queue's messages in one list per priority step.
+_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+
+def celery_queues() -> list[str]:
+    names = {getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")}
+    for route in (getattr(settings, "CELERY_TASK_ROUTES", None) or {}).values():
+        if isinstance(route, dict) and route.get("queue"):
+            names.add(route["queue"])
+    return sorted(names)
+
+
+def _queue_lines() -> list[str]:
+    """Tasks waiting in each Celery queue (LLEN on the Redis broker). Absent when tasks run
+    eagerly (no broker) or the broker is not Redis; on a broker error, absent too (the
+    broker check of /readyz says so)."""
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return []
+    import redis
+
+    queues = celery_queues()
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                for suffix in _PRIORITY_SUFFIXES:
+                    pipe.llen(queue + suffix)
+            lengths = pipe.execute()
+    except Exception:  # noqa: BLE001 - reported by absence; /readyz names the broker
+        return []
+    finally:
+        client.close()
+    steps = len(_PRIORITY_SUFFIXES)
+    lines = [
+        "# HELP aigateway_celery_queue_depth Tasks waiting in a Celery queue (broker LLEN).",
+        "# TYPE aigateway_celery_queue_depth gauge",
+    ]
+    for index, queue in enumerate(queues):
+        depth = sum(lengths[index * steps : (index + 1) * steps])
+        lines.append(f'aigateway_celery_queue_depth{{queue="{_label(queue)}"}} {depth}')
+    return lines
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
     if not _allowed(request):
         return HttpResponse("forbidden\n", status=403, content_type="text/plain")
-    body = render_metrics() + "\n".join(_redis_lines()) + "\n"
+    scraped = render_metrics() + "\n".join(_redis_lines() + _queue_lines()) + "\n"
+    body = scraped + exposition().decode()
     return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from aigateway.audit.admin_changes import AuditedAdmin
 from aigateway.routing.models import Deployment, Route
 
 
@@ -9,6 +10,6 @@ class DeploymentInline(admin.TabularInline):
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):
+class RouteAdmin(AuditedAdmin):
     list_display = ("name", "strategy", "description")
     inlines = [DeploymentInline]

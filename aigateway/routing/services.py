@@ -55,6 +55,9 @@ def breaker_force(
             "reason": reason.strip(),
             "from": transition.from_state,
             "to": transition.to_state,
+            # The same shape as every other admin change (aigateway/audit/changes.py).
+            "before": {"state": transition.from_state},
+            "after": {"state": transition.to_state},
         },
     )
     return recorded

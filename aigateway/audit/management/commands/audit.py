@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from aigateway.audit.chain import canonical_timestamp, verify_chain
-from aigateway.audit.models import AuditChainHead, AuditEvent
+from aigateway.audit.models import AuditChainHead, AuditEvent, AuditGap
+from aigateway.audit.retention import latest_gaps_anchor
 
 EXPORT_FIELDS = (
     "sequence",
@@ -43,6 +46,21 @@ def _parse_since(value: str) -> dt.datetime:
     return parsed
 
 
+@contextlib.contextmanager
+def _snapshot() -> Iterator[None]:
+    """Read the head, the gaps and the events as of one moment: API-call entries keep
+    arriving while verify runs, and a purge may run too. PostgreSQL: one REPEATABLE READ
+    transaction (writers are not blocked). SQLite: one transaction (writers wait)."""
+    if connection.in_atomic_block:  # already inside a transaction (tests): use it
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
 class Command(BaseCommand):
     help = "Verify the audit log's hash chain, or export the log as JSON lines or CSV."
 
@@ -60,20 +78,23 @@ class Command(BaseCommand):
             self._export(options["format"], options.get("since"))
 
     def _verify(self) -> None:
-        head = AuditChainHead.objects.filter(pk=1).values_list("sequence", "record_hash").first()
-        events = cast(
-            Generator[AuditEvent],
-            AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000),
-        )
-        try:
-            result = verify_chain(events, head)
-        finally:
-            events.close()  # release the cursor now, even when verification stopped early
+        with _snapshot():
+            head = AuditChainHead.objects.filter(pk=1).values_list("sequence", "record_hash")
+            gaps = list(AuditGap.objects.all())
+            events = cast(
+                Generator[AuditEvent],
+                AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000),
+            )
+            try:
+                result = verify_chain(events, head.first(), gaps, latest_gaps_anchor())
+            finally:
+                events.close()  # release the cursor now, even when verification stopped early
         if not result.ok:
             raise CommandError(
                 f"audit chain BROKEN after {result.count} valid records: {result.problem}"
             )
-        self.stdout.write(f"audit chain OK: {result.count} records")
+        purged = f" ({result.purged} purged by retention)" if result.purged else ""
+        self.stdout.write(f"audit chain OK: {result.count} records{purged}")
 
     def _export(self, fmt: str, since: str | None) -> None:
         events = AuditEvent.objects.order_by("sequence")

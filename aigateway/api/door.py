@@ -1,0 +1,202 @@
+"""What every API door (OpenAI, Anthropic) shares: the key, the call context, the common
+response headers, the SSE body with its abandon behaviour, and a decorator that turns every
+failure into the door's own error shape instead of a 500 with a trace."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+
+from aigateway.api import debug
+from aigateway.api.parsing import request_id_from
+from aigateway.core.config_cache import ConfigUnavailable
+from aigateway.gateway.cache import CacheControl
+from aigateway.gateway.errors import (
+    GatewayError,
+    MethodNotAllowed,
+    ServiceUnavailable,
+    UpstreamFailed,
+)
+from aigateway.gateway.pipeline import CallContext, CallOutcome, chat_complete
+from aigateway.gateway.principal import authenticate_api_key
+from providers.errors import ProviderError
+from providers.types import ChatRequest, ChatResponse
+
+logger = logging.getLogger(__name__)
+View = Callable[..., Awaitable[HttpResponseBase]]
+Decorator = Callable[[View], View]
+# Renders a GatewayError in a door's wire format: (error, request id) → response.
+ErrorRenderer = Callable[[GatewayError, str], HttpResponse]
+
+
+def api_key_from(request: HttpRequest) -> str:
+    """``Authorization: Bearer <key>`` (openai, and anthropic SDK 2.x) or ``x-api-key``."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key", "").strip()
+
+
+def client_timeout(request: HttpRequest) -> float | None:
+    """The caller's timeout in seconds, if it says: X-AIGateway-Timeout, or what the SDKs
+    send (anthropic: X-Stainless-Timeout; openai: X-Stainless-Read-Timeout). Retries and
+    failovers stay within it."""
+    for header in ("X-AIGateway-Timeout", "X-Stainless-Timeout", "X-Stainless-Read-Timeout"):
+        try:
+            value = float(request.headers.get(header, ""))
+        except ValueError:
+            continue
+        if 0 < value < 86_400:
+            return value
+    return None
+
+
+async def call_context(request: HttpRequest, request_id: str) -> CallContext:
+    """Authenticate the caller's key and describe the call for the pipeline."""
+    authenticating = time.perf_counter()
+    principal = await authenticate_api_key(api_key_from(request))
+    authenticated = time.perf_counter()
+    ctx = CallContext(
+        request_id=request_id,
+        principal=principal,
+        client_ip=request.META.get("REMOTE_ADDR", ""),
+        client_timeout=client_timeout(request),
+        cache_control=CacheControl.from_header(request.headers.get("Cache-Control", "")),
+    )
+    ctx.trace.add_stage("auth", authenticating, authenticated)
+    ctx.trace.reveal = debug.trace_allowed(request, principal)
+    return ctx
+
+
+class StreamBody:
+    """The SSE body. Django calls ``close()`` when the response ends; if the body never
+    started (the client left before the first byte) the stream is abandoned properly:
+    lease released, upstream closed, call recorded."""
+
+    def __init__(self, events: AsyncIterator[bytes], abandon: Callable[[], Awaitable[None]]):
+        self._events = events
+        self._abandon = abandon
+        self._loop = asyncio.get_running_loop()
+        self.started = False
+
+    def __aiter__(self) -> StreamBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self.started = True
+        return await anext(self._events)
+
+    def close(self) -> None:
+        if not self.started:
+            self.started = True
+            try:
+                asyncio.run_coroutine_threadsafe(self._abandon(), self._loop)  # type: ignore[arg-type]
+            except RuntimeError:  # the loop is gone (shutdown): the lease expires on its own
+                logger.warning("could not abandon an unstarted stream")
+
+
+def sse_response(
+    events: AsyncIterator[bytes], abandon: Callable[[], Awaitable[None]], outcome: CallOutcome
+) -> StreamingHttpResponse:
+    if outcome.trace is not None and outcome.trace.reveal:
+        events = debug.with_trace_comment(events, outcome.trace)
+    response = StreamingHttpResponse(StreamBody(events, abandon), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx must not buffer a token stream
+    outcome_headers(response, outcome)
+    return response
+
+
+def answer_response(
+    payload: dict[str, Any], outcome: CallOutcome, cost_usd: Decimal
+) -> JsonResponse:
+    """A complete (non-streamed) answer with the call's headers."""
+    response = JsonResponse(payload)
+    outcome_headers(response, outcome)
+    response["x-aigateway-cost-usd"] = f"{cost_usd:.8f}"
+    return response
+
+
+async def chat_answer(
+    ctx: CallContext, chat_request: ChatRequest, render: Callable[[ChatResponse], dict[str, Any]]
+) -> JsonResponse:
+    """A non-streamed chat call through the pipeline, answered in the door's format."""
+    result, outcome = await chat_complete(ctx, chat_request)
+    return answer_response(render(result), outcome, result.cost_usd)
+
+
+def outcome_headers(response: HttpResponseBase, outcome: CallOutcome) -> None:
+    for name, value in outcome.rate_limit_headers.items():
+        response[name] = value
+    response["x-aigateway-cache"] = outcome.cache_status
+    if outcome.cache_similarity is not None:
+        response["x-aigateway-cache-similarity"] = f"{outcome.cache_similarity:.4f}"
+    if outcome.served_by is not None:
+        response["x-aigateway-served-by"] = (
+            f"{outcome.served_by.provider}/{outcome.served_by.upstream_model}"
+        )
+    if outcome.attempts.failovers:
+        response["x-aigateway-failovers"] = str(outcome.attempts.failovers)
+    debug.add_trace_header(response, outcome.trace)  # only when asked and allowed
+
+
+def stream_failure(exc: Exception, request_id: str) -> GatewayError:
+    """The error to report inside a stream that already started (its status line is sent)."""
+    if isinstance(exc, ProviderError):
+        return UpstreamFailed(exc, attempts=1)
+    logger.exception("stream failed (request %s)", request_id)
+    return GatewayError("The stream failed.", code="internal_error")
+
+
+def internal_error() -> GatewayError:
+    failure = GatewayError("The gateway had an internal error.", code="internal_error")
+    failure.status_code, failure.error_type = 500, "api_error"
+    return failure
+
+
+def api_endpoint(
+    *methods: str, render_error: ErrorRenderer, id_headers: tuple[str, ...] = ("x-request-id",)
+) -> Decorator:
+    """Common door behaviour: request id (sent back in each of ``id_headers``), method check,
+    and no exception escapes as a 500 with a trace: ``render_error`` shapes every failure."""
+
+    def decorate(view: View) -> View:
+        @csrf_exempt
+        @wraps(view)
+        async def wrapper(
+            request: HttpRequest, *args: object, **kwargs: object
+        ) -> HttpResponseBase:
+            request_id = request_id_from(request, "req_" + uuid.uuid4().hex)
+            response: HttpResponseBase
+            try:
+                if request.method not in methods:
+                    raise MethodNotAllowed(f"Use {' or '.join(methods)} for this endpoint.")
+                response = await view(request, request_id, *args, **kwargs)
+            except GatewayError as exc:
+                response = render_error(exc, request_id)
+            except ConfigUnavailable:
+                unavailable = ServiceUnavailable(
+                    "The gateway cannot read its configuration right now; retry shortly.",
+                    headers={"Retry-After": "1"},
+                )
+                response = render_error(unavailable, request_id)
+            except Exception:
+                logger.exception("unhandled error in %s (request %s)", view.__name__, request_id)
+                response = render_error(internal_error(), request_id)
+            for name in id_headers:
+                response[name] = request_id
+            return response
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,218 @@
+"""API calls in the audit log, written off the request path.
+
+``audit_api_call`` (called once per call from ``pipeline._record``) only appends a small
+object to an in-memory buffer. A background task per event loop flushes the buffer every
+``AIGATEWAY_AUDIT_FLUSH_SECONDS`` in batches of ``AIGATEWAY_AUDIT_FLUSH_BATCH``: each batch
+is chained (sequence, previous_hash, record_hash) and inserted in one transaction holding the
+chain head (``chain_append``), so several processes flushing at once still build one chain.
+
+Nothing is lost on a clean shutdown: the ASGI lifespan handler (aigateway/asgi.py) flushes
+after the server has finished its in-flight requests, and an ``atexit`` hook covers
+management commands and tests. A failed write keeps the batch for the next attempt.
+
+An entry holds metadata only: who (organisation, team, key prefix, user, client address),
+what (route, deployment, status, error type, tokens, cost, latency, cache status) and, when
+the call carries one, its routing decision trace. Never a prompt, a completion or a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from aigateway.core.db import run_db
+
+if TYPE_CHECKING:
+    from aigateway.audit.models import AuditEvent
+    from aigateway.gateway.pipeline import CallContext, CallOutcome
+    from aigateway.usage.recorder import UsageEntry
+
+logger = logging.getLogger(__name__)
+MAX_BUFFERED = 200_000
+API_CALL = "api.call"
+
+
+@dataclass(slots=True)
+class PendingCall:
+    """What the request path hands over: references and a few ints, nothing computed."""
+
+    entry: UsageEntry
+    attempts: int
+    retries: int
+    failovers: int
+    client_ip: str
+    trace: Any  # the call's DecisionTrace (``as_dict()``), when the pipeline has one
+
+
+def _actor_label(entry: UsageEntry) -> str:
+    if entry.key_prefix:
+        return f"key {entry.key_prefix}"
+    if entry.user_id is not None:
+        return f"user #{entry.user_id}"
+    return "anonymous"
+
+
+def _trace_dict(trace: Any) -> Any:
+    if trace is None:
+        return None
+    as_dict = getattr(trace, "as_dict", None)
+    return as_dict() if callable(as_dict) else trace
+
+
+def api_call_details(call: PendingCall) -> dict[str, Any]:
+    """The entry's metadata as JSON (exactly as the database returns it: it is hashed)."""
+    e = call.entry
+    details: dict[str, Any] = {
+        "request_id": e.request_id,
+        "source": e.source,
+        "team_id": e.team_id,
+        "api_key_id": e.api_key_id,
+        "key_prefix": e.key_prefix,
+        "user_id": e.user_id,
+        "client_ip": call.client_ip,
+        "route": e.route,
+        "provider": e.provider,
+        "deployment_id": e.deployment_id,
+        "upstream_model": e.upstream_model,
+        "stream": e.stream,
+        "status": e.status_code,
+        "error_type": e.error_type,
+        "input_tokens": e.input_tokens,
+        "output_tokens": e.output_tokens,
+        "cost_usd": str(e.cost_usd),
+        "latency_ms": round(e.latency_ms, 3),
+        "ttft_ms": round(e.ttft_ms, 3) if e.ttft_ms is not None else None,
+        "cache_status": e.cache_status,
+        "attempts": call.attempts,
+        "retries": call.retries,
+        "failovers": call.failovers,
+    }
+    try:
+        trace = _trace_dict(call.trace)
+        if trace is not None:
+            details["trace"] = trace
+        return json.loads(json.dumps(details, default=str, allow_nan=False))
+    except (TypeError, ValueError):
+        # A trace that cannot be serialised must not block the batch (it would be retried
+        # forever): keep the metadata, say what was dropped.
+        logger.exception("audit: unserialisable decision trace (request %s)", e.request_id)
+        details.pop("trace", None)
+        details["trace_error"] = "unserialisable"
+        return json.loads(json.dumps(details, default=str))
+
+
+def api_call_event(call: PendingCall) -> AuditEvent:
+    from aigateway.audit.models import AuditEvent  # models load after settings (conftest)
+
+    e = call.entry
+    return AuditEvent(
+        created_at=e.created_at,
+        actor_label=_actor_label(e),
+        action=API_CALL,
+        target_type="api_call",
+        target_id=e.request_id[:100],
+        target_label=e.route[:300],
+        details=api_call_details(call),
+        organisation_id=e.organisation_id,
+    )
+
+
+class AuditWriter:
+    def __init__(self) -> None:
+        self._buffer: list[PendingCall] = []
+        self._lock = threading.Lock()  # guards the buffer (event loop vs flushing thread)
+        # One flush at a time per process, so batches are chained in the order they were
+        # taken, and the shutdown flush waits for a periodic flush already running.
+        self._flushing = threading.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def record(self, call: PendingCall) -> None:
+        with self._lock:
+            if len(self._buffer) >= MAX_BUFFERED:
+                self._buffer.pop(0)
+                self.dropped += 1
+                logger.error("audit buffer full; oldest API-call entry dropped (%s)", self.dropped)
+            self._buffer.append(call)
+        self._ensure_flusher()
+
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._buffer.clear()
+
+    def _ensure_flusher(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # sync caller: flushed by flush() or atexit
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush_periodically())
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(settings.AIGATEWAY_AUDIT_FLUSH_SECONDS)
+            if self._buffer:
+                await run_db(self.flush)
+
+    def flush(self) -> int:
+        """Chain and write everything buffered; returns how many entries were written."""
+        from aigateway.audit.services import chain_append
+
+        written = 0
+        with self._flushing:
+            while True:
+                with self._lock:
+                    batch = self._buffer[: settings.AIGATEWAY_AUDIT_FLUSH_BATCH]
+                    del self._buffer[: len(batch)]
+                if not batch:
+                    return written
+                try:
+                    chain_append([api_call_event(call) for call in batch])
+                    written += len(batch)
+                except Exception:
+                    logger.exception("audit flush failed; %s entries kept for retry", len(batch))
+                    with self._lock:
+                        self._buffer[:0] = batch
+                    close_old_connections()
+                    return written
+
+    async def aflush(self) -> int:
+        return await run_db(self.flush)
+
+
+audit_writer = AuditWriter()
+
+
+def audit_api_call(ctx: CallContext, entry: UsageEntry, outcome: CallOutcome) -> None:
+    """One audit entry for this call, buffered (hot path: an append, ~1 µs)."""
+    attempts = outcome.attempts
+    audit_writer.record(
+        PendingCall(
+            entry,
+            attempts.count,
+            attempts.retries,
+            attempts.failovers,
+            getattr(ctx, "client_ip", ""),
+            getattr(ctx, "trace", None),
+        )
+    )
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    if audit_writer.pending():
+        try:
+            audit_writer.flush()
+        except Exception:
+            logger.exception("final audit flush failed")
