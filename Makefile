@@ -65,6 +65,7 @@ format: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	@command -v wrk >/dev/null || { echo "bench needs wrk (apt-get install wrk)"; exit 1; }
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/14} $(PY) -m bench.limiter_cost
+	$(PY) -m bench.observability_cost
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/14} $(PY) -m bench.limits_throughput
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/13} $(PY) -m bench.failover_drill
 

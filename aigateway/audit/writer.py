@@ -8,7 +8,8 @@ chain head (``chain_append``), so several processes flushing at once still build
 
 Nothing is lost on a clean shutdown: the ASGI lifespan handler (aigateway/asgi.py) flushes
 after the server has finished its in-flight requests, and an ``atexit`` hook covers
-management commands and tests. A failed write keeps the batch for the next attempt.
+management commands and tests. A failed write keeps the batch for the next attempt while the
+database is down; an entry the database refuses while it is up is dropped alone (logged).
 
 An entry holds metadata only: who (organisation, team, key prefix, user, client address),
 what (route, deployment, status, error type, tokens, cost, latency, cache status) and, when
@@ -21,14 +22,16 @@ import asyncio
 import atexit
 import json
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 
 from aigateway.core.db import run_db
+from aigateway.core.rows import fit_text
 
 if TYPE_CHECKING:
     from aigateway.audit.models import AuditEvent
@@ -88,8 +91,8 @@ def api_call_details(call: PendingCall) -> dict[str, Any]:
         "input_tokens": e.input_tokens,
         "output_tokens": e.output_tokens,
         "cost_usd": str(e.cost_usd),
-        "latency_ms": round(e.latency_ms, 3),
-        "ttft_ms": round(e.ttft_ms, 3) if e.ttft_ms is not None else None,
+        "latency_ms": _milliseconds(e.latency_ms),
+        "ttft_ms": _milliseconds(e.ttft_ms),
         "cache_status": e.cache_status,
         "attempts": call.attempts,
         "retries": call.retries,
@@ -99,29 +102,44 @@ def api_call_details(call: PendingCall) -> dict[str, Any]:
         trace = _trace_dict(call.trace)
         if trace is not None:
             details["trace"] = trace
-        return json.loads(json.dumps(details, default=str, allow_nan=False))
+        return _without_nul(json.loads(json.dumps(details, default=str, allow_nan=False)))
     except (TypeError, ValueError):
         # A trace that cannot be serialised must not block the batch (it would be retried
         # forever): keep the metadata, say what was dropped.
         logger.exception("audit: unserialisable decision trace (request %s)", e.request_id)
         details.pop("trace", None)
         details["trace_error"] = "unserialisable"
-        return json.loads(json.dumps(details, default=str))
+        return _without_nul(json.loads(json.dumps(details, default=str)))
+
+
+def _milliseconds(value: float | None) -> float | None:
+    return round(value, 3) if value is not None and math.isfinite(value) else None
+
+
+def _without_nul(value: Any) -> Any:
+    """PostgreSQL refuses NUL in text and JSON strings (a route name comes from the caller):
+    one such entry would fail its whole batch."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def api_call_event(call: PendingCall) -> AuditEvent:
     from aigateway.audit.models import AuditEvent  # models load after settings (conftest)
 
     e = call.entry
+    text = {"actor_label": _actor_label(e), "target_id": e.request_id, "target_label": e.route}
     return AuditEvent(
         created_at=e.created_at,
-        actor_label=_actor_label(e),
         action=API_CALL,
         target_type="api_call",
-        target_id=e.request_id[:100],
-        target_label=e.route[:300],
         details=api_call_details(call),
         organisation_id=e.organisation_id,
+        **fit_text(AuditEvent, text),  # no NUL, not longer than the column
     )
 
 
@@ -177,18 +195,46 @@ class AuditWriter:
                     del self._buffer[: len(batch)]
                 if not batch:
                     return written
+                events = [api_call_event(call) for call in batch]
                 try:
-                    chain_append([api_call_event(call) for call in batch])
+                    chain_append(events)
                     written += len(batch)
                 except Exception:
-                    logger.exception("audit flush failed; %s entries kept for retry", len(batch))
-                    with self._lock:
-                        self._buffer[:0] = batch
-                    close_old_connections()
-                    return written
+                    if not _database_up():
+                        close_old_connections()
+                        logger.exception("audit flush failed; %s entries kept for retry",
+                                         len(batch))  # fmt: skip
+                        with self._lock:
+                            self._buffer[:0] = batch
+                        return written
+                    # The database is up, so an entry itself is refused: one by one, so it
+                    # cannot hold back the others (it is logged by request id and dropped).
+                    written += self._append_one_by_one(events)
+
+    def _append_one_by_one(self, events: list[AuditEvent]) -> int:
+        from aigateway.audit.services import chain_append
+
+        written = 0
+        for event in events:
+            try:
+                chain_append([event])
+                written += 1
+            except Exception:
+                self.dropped += 1
+                logger.exception("audit entry for %s refused; dropped", event.target_id)
+        return written
 
     async def aflush(self) -> int:
         return await run_db(self.flush)
+
+
+def _database_up() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except DatabaseError:
+        return False
 
 
 audit_writer = AuditWriter()

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from aigateway.audit.writer import audit_writer
 from aigateway.batches import store
 from aigateway.batches.execute import QuotaGate, item_execute
 from aigateway.batches.models import BatchStatus
@@ -174,7 +175,8 @@ async def batch_run(batch_id: int) -> str:
     finally:
         waits = run.gate.take_refusals() if run is not None else 0
         await run_db(store.lease_release, batch_id, token, resume_after, waits)
-        # Usage records and limit reconciliations of this run are written before the task
-        # returns: the event loop may not run again in this process for a while.
+        # Usage records, audit entries and limit reconciliations of this run are written
+        # before the task returns: the event loop may not run again in this process for a while.
         await settles_flush()
         await usage_recorder.aflush()
+        await audit_writer.aflush()

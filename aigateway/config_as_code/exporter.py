@@ -125,6 +125,7 @@ def _team(team: Team) -> dict[str, Any]:
     return {
         "slug": team.slug,
         "name": team.name,
+        "log_prompts": team.log_prompts,
         "routes": sorted(team.allowed_routes.values_list("name", flat=True)),
         "members": _members(team.memberships),
         "api_keys": [

@@ -121,6 +121,7 @@ class TeamSpec:
     routes: tuple[str, ...]
     members: tuple[MemberSpec, ...]
     api_keys: tuple[ApiKeySpec, ...]
+    log_prompts: bool = False  # request logs carry prompts and completions (redacted)
 
 
 @dataclass(frozen=True)

@@ -101,14 +101,16 @@ def _team(p: Planner, org_spec: OrgSpec, spec: TeamSpec, org: Organisation | Non
 
     def create() -> None:
         org = Organisation.objects.get(slug=org_spec.slug)
-        team = Team.objects.create(organisation=org, slug=spec.slug, name=spec.name)
+        team = Team.objects.create(
+            organisation=org, slug=spec.slug, name=spec.name, log_prompts=spec.log_prompts
+        )
         team.allowed_routes.set(Route.objects.filter(name__in=spec.routes))
         audited.created(team)
 
     if team is None:
         p.add("create", "team", label, f"routes {fmt(routes)}", create)
     else:
-        p.update("team", label, team, {"name": spec.name})
+        p.update("team", label, team, {"name": spec.name, "log_prompts": spec.log_prompts})
         current = sorted(team.allowed_routes.values_list("name", flat=True))
         if current != routes:
             notes = f"routes {fmt(current)} → {fmt(routes)}"

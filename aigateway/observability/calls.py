@@ -8,11 +8,12 @@ Prompts and completions appear in the request line only for teams whose policy s
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from aigateway.observability import instruments as m
 from aigateway.observability import otel
-from aigateway.observability.logging import log_request
+from aigateway.observability.logging import REQUEST_LOGGER, log_request
 from aigateway.observability.redaction import default_redactor
 from providers.types import ChatRequest, EmbeddingRequest
 
@@ -43,11 +44,12 @@ def observe_call(
         overhead = total - upstream - waited
     overhead = max(0.0, overhead)
     _count(entry, trace, total, upstream, overhead)
-    fields = _log_fields(entry, outcome, upstream, overhead)
-    fields["endpoint"] = "embeddings" if isinstance(request, EmbeddingRequest) else "chat"
-    if ctx.principal.log_prompts:
-        fields.update(_conversation(request, outcome))
-    log_request(fields)
+    if REQUEST_LOGGER.isEnabledFor(logging.INFO):  # request lines may be switched off
+        fields = _log_fields(entry, outcome, upstream, overhead)
+        fields["endpoint"] = "embeddings" if isinstance(request, EmbeddingRequest) else "chat"
+        if ctx.principal.log_prompts:
+            fields.update(_conversation(request, outcome))
+        log_request(fields)
     trace.add_stage("record", started)
     otel.export_call(
         trace, entry, retries=outcome.attempts.retries, failovers=outcome.attempts.failovers
@@ -57,7 +59,9 @@ def observe_call(
 def _count(
     entry: UsageEntry, trace: DecisionTrace, total: float, upstream: float, overhead: float
 ) -> None:
-    route = entry.route
+    # A model name nobody configured is the client's free text: counted under route "" so
+    # that random names cannot grow the label sets without bound.
+    route = "" if entry.error_type == "model_not_found" else entry.route
     served = trace.served
     deployment = str(served.deployment_id or "") if served is not None else ""
     provider = served.provider if served is not None else ""

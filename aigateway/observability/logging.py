@@ -1,6 +1,7 @@
 """Structured logs: one JSON object per line (LOG_FORMAT=json), and one request line per
-gateway call on the ``aigateway.requests`` logger with the call's facts (never prompts,
-completions, keys or credentials)."""
+gateway call on the ``aigateway.requests`` logger with the call's facts (built in
+aigateway/observability/calls.py; never keys or credentials, and prompts or completions only,
+redacted, for teams whose policy says so). Fields: docs/observability.md."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ def _emit(
     if entry.error_type:
         attributes["error.type"] = entry.error_type
     root = tracer.start_span(
-        f"gateway {entry.route or 'call'}", kind=SpanKind.SERVER, attributes=attributes,
+        "gateway.request", kind=SpanKind.SERVER, attributes=attributes,
         start_time=trace.wall_ns(min(starts)),
     )  # fmt: skip
     if entry.status_code >= 500:

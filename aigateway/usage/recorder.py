@@ -15,11 +15,13 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from aigateway.core.db import run_db
+from aigateway.core.rows import fit_text
 
 logger = logging.getLogger(__name__)
 MAX_BUFFERED = 200_000
@@ -96,20 +98,47 @@ class UsageRecorder:
                 del self._buffer[: len(batch)]
             if not batch:
                 return written
+            rows = [UsageRecord(**fit_text(UsageRecord, asdict(e))) for e in batch]
             try:
-                UsageRecord.objects.bulk_create(
-                    [UsageRecord(**asdict(e)) for e in batch], ignore_conflicts=True
-                )
+                with transaction.atomic():  # a savepoint inside a caller's transaction
+                    UsageRecord.objects.bulk_create(rows, ignore_conflicts=True)
                 written += len(batch)
-            except Exception:
-                logger.exception("usage flush failed; %s records kept for retry", len(batch))
-                with self._lock:
-                    self._buffer[:0] = batch
-                close_old_connections()
-                return written
+            except DatabaseError:
+                if not _database_up():
+                    close_old_connections()
+                    logger.exception("usage flush failed; %s records kept for retry", len(batch))
+                    with self._lock:
+                        self._buffer[:0] = batch
+                    return written
+                # The database is up, so a row itself is refused: write one by one so that
+                # row cannot hold back the rest (it is logged by request id and dropped).
+                written += self._write_one_by_one(rows)
+
+    def _write_one_by_one(self, rows: list[Any]) -> int:
+        from aigateway.usage.models import UsageRecord
+
+        written = 0
+        for row in rows:
+            try:
+                with transaction.atomic():
+                    UsageRecord.objects.bulk_create([row], ignore_conflicts=True)
+                written += 1
+            except DatabaseError:
+                self.dropped += 1
+                logger.error("usage record %s refused by the database; dropped", row.request_id)
+        return written
 
     async def aflush(self) -> int:
         return await run_db(self.flush)
+
+
+def _database_up() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except DatabaseError:
+        return False
 
 
 usage_recorder = UsageRecorder()

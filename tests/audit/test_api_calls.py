@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from decimal import Decimal
 
 import openai
@@ -148,18 +149,23 @@ def test_api_calls_and_admin_events_share_one_chain(gateway_client):
     assert _verify() == _all_ok()
 
 
-def test_a_failed_flush_keeps_the_batch_for_the_next_one(gateway_client, monkeypatch):
-    from aigateway.audit import services
+def test_a_failed_flush_keeps_the_batch_while_the_database_is_down(gateway_client, monkeypatch):
+    from django.db import OperationalError
+
+    from aigateway.audit import services, writer
 
     client, _ = gateway_client
     client.chat.completions.create(model="gpt-audit", messages=[{"role": "user", "content": "hi"}])
 
-    def database_down(events: object) -> None:
-        raise RuntimeError("database unavailable")
+    # A database outage, as the writer sees one: the insert fails and so does a SELECT 1.
+    def insert_fails(events: object) -> None:
+        raise OperationalError("connection refused")
 
-    monkeypatch.setattr(services, "chain_append", database_down)
+    monkeypatch.setattr(services, "chain_append", insert_fails)
+    monkeypatch.setattr(writer, "_database_up", lambda: False)
+    dropped = audit_writer.dropped
     assert audit_writer.flush() == 0
-    assert audit_writer.pending() == 1
+    assert audit_writer.pending() == 1 and audit_writer.dropped == dropped
     monkeypatch.undo()
     assert audit_writer.flush() == 1
     assert AuditEvent.objects.filter(action="api.call").count() == 1
@@ -185,4 +191,55 @@ def test_an_unserialisable_trace_does_not_block_the_batch(cast, transactional_db
     first = AuditEvent.objects.order_by("sequence").first()
     assert first is not None and first.details["trace_error"] == "unserialisable"
     assert first.details["source"] == "batch" and first.details["cost_usd"] == "0.5"
+    assert _verify() == "audit chain OK: 2 records"
+
+
+def test_the_background_task_writes_entries_without_being_asked(gateway_client, settings):
+    settings.AIGATEWAY_AUDIT_FLUSH_SECONDS = 0.2
+    client, _ = gateway_client
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-audit", messages=[{"role": "user", "content": "hi"}]
+    )
+    request_id = raw.headers["x-request-id"]
+    deadline = time.monotonic() + 10
+    while not AuditEvent.objects.filter(target_id=request_id).exists():
+        assert time.monotonic() < deadline, "the periodic flush never wrote the entry"
+        time.sleep(0.05)
+    assert audit_writer.pending() == 0
+
+
+def test_a_route_name_with_a_nul_character_cannot_block_the_batch(gateway_client):
+    client, _ = gateway_client
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model="gpt\x00audit", messages=[{"role": "user", "content": "x"}]
+        )
+    client.chat.completions.create(model="gpt-audit", messages=[{"role": "user", "content": "x"}])
+    assert audit_writer.flush() == 2
+    labels = set(
+        AuditEvent.objects.filter(action="api.call").values_list("target_label", flat=True)
+    )
+    assert labels == {"gptaudit", "gpt-audit"}
+    assert _verify() == _all_ok()
+
+
+def test_an_entry_the_database_refuses_is_dropped_alone(cast, transactional_db):
+    from django.utils import timezone
+
+    from aigateway.audit.writer import PendingCall
+    from aigateway.usage.recorder import UsageEntry
+
+    def call(request_id: str, organisation_id: int) -> PendingCall:
+        entry = UsageEntry(request_id=request_id, created_at=timezone.now(), source="api",
+                           status_code=200, organisation_id=organisation_id)  # fmt: skip
+        return PendingCall(entry, 1, 0, 0, "", None)
+
+    dropped = audit_writer.dropped
+    audit_writer.record(call("req_ok_1", cast.org.pk))
+    audit_writer.record(call("req_poison", 2**70))  # beyond any BIGINT column
+    audit_writer.record(call("req_ok_2", cast.org.pk))
+    assert audit_writer.flush() == 2
+    assert audit_writer.pending() == 0 and audit_writer.dropped == dropped + 1
+    ids = list(AuditEvent.objects.order_by("sequence").values_list("target_id", flat=True))
+    assert ids == ["req_ok_1", "req_ok_2"]
     assert _verify() == "audit chain OK: 2 records"

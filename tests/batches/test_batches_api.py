@@ -216,6 +216,13 @@ def test_files_can_be_listed_read_and_deleted(batch_setup, live_gateway, setting
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(first.id)
 
+    # Larger than the 4 MiB JSON body limit: uploads have their own limit.
+    big = jsonl([chat_line(f"id-{i}", "x" * 900) for i in range(6000)])
+    assert len(big) > 5_000_000
+    uploaded = client.files.create(file=("big.jsonl", io.BytesIO(big)), purpose="batch")
+    assert uploaded.bytes == len(big)
+    assert [f.id for f in client.files.list(purpose="batch_output")] == []
+
     settings.AIGATEWAY_BATCH_FILE_MAX_BYTES = 100
     with pytest.raises(openai.APIStatusError) as too_big:
         client.files.create(file=("big.jsonl", io.BytesIO(b"x" * 500)), purpose="batch")

@@ -186,3 +186,13 @@ def test_no_queue_depth_when_tasks_run_eagerly(client, settings):
     text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
     assert "aigateway_celery_queue_depth" not in text
     Metrics(text)  # and the whole exposition still parses
+
+
+def test_unknown_model_names_do_not_become_label_values(make_gateway, live_gateway):
+    gateway = make_gateway(secondary=False)
+    delta = Delta(live_gateway.base_url)
+    for name in ("made-up-1", "made-up-2"):
+        with pytest.raises(openai.NotFoundError):
+            gateway.sdk().chat.completions.create(model=name, messages=MESSAGES)
+    assert delta("aigateway_requests_total", route="", status="404") == 2
+    assert "made-up" not in (delta.after.text if delta.after else "")

@@ -53,7 +53,7 @@ def test_a_call_is_one_request_span_with_a_child_per_stage_and_attempt(spans, ga
     )
     finished = spans.get_finished_spans()
     [root] = [s for s in finished if s.parent is None]
-    assert root.name == "gateway smart" and root.kind is SpanKind.SERVER
+    assert root.name == "gateway.request" and root.kind is SpanKind.SERVER
     children = [s for s in finished if s.parent is not None]
     assert {s.parent.span_id for s in children} == {root.context.span_id}
     assert {s.context.trace_id for s in finished} == {root.context.trace_id}

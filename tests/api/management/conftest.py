@@ -4,10 +4,8 @@ personal admin tokens, for the cast (tests/conftest.py)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from typing import Any
 
-import pytest
 from django.test import Client
 
 from auth.admin_tokens import admin_token_create
@@ -54,13 +52,3 @@ def session_client(user: Any, *, csrf: bool = True) -> ApiClient:
 def token_client(user: Any) -> ApiClient:
     issued = admin_token_create(user=user, name="tests", lifetime_days=7)
     return ApiClient(Client(), {"Authorization": f"Bearer {issued.raw_token}"})
-
-
-@pytest.fixture
-def as_session() -> Callable[..., ApiClient]:
-    return session_client
-
-
-@pytest.fixture
-def as_token() -> Callable[[Any], ApiClient]:
-    return token_client

@@ -1,0 +1,36 @@
+"""Make untrusted values fit a model's text columns before a buffered bulk write.
+
+Request data (a model name, an error type) reaches usage and audit rows. PostgreSQL refuses
+NUL characters in text and values longer than a column; one such row would fail its whole
+batch. Values are cleaned where they enter the buffer, so every row the buffer holds can be
+written.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from django.db import models
+
+
+@cache
+def _text_limits(model: type[models.Model]) -> dict[str, int | None]:
+    return {
+        field.attname: getattr(field, "max_length", None)
+        for field in model._meta.concrete_fields
+        if isinstance(field, (models.CharField, models.TextField))
+    }
+
+
+def fit_text(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
+    """Strip NUL characters and truncate strings to the column's max_length, in place."""
+    for name, limit in _text_limits(model).items():
+        value = values.get(name)
+        if isinstance(value, str):
+            if "\x00" in value:
+                value = value.replace("\x00", "")
+            if limit is not None and len(value) > limit:
+                value = value[:limit]
+            values[name] = value
+    return values
