@@ -102,18 +102,25 @@ def api_call_details(call: PendingCall) -> dict[str, Any]:
         trace = _trace_dict(call.trace)
         if trace is not None:
             details["trace"] = trace
-        return _without_nul(json.loads(json.dumps(details, default=str, allow_nan=False)))
+        return _normalised(json.dumps(details, default=str, allow_nan=False))
     except (TypeError, ValueError):
         # A trace that cannot be serialised must not block the batch (it would be retried
         # forever): keep the metadata, say what was dropped.
         logger.exception("audit: unserialisable decision trace (request %s)", e.request_id)
         details.pop("trace", None)
         details["trace_error"] = "unserialisable"
-        return _without_nul(json.loads(json.dumps(details, default=str)))
+        return _normalised(json.dumps(details, default=str))
 
 
 def _milliseconds(value: float | None) -> float | None:
     return round(value, 3) if value is not None and math.isfinite(value) else None
+
+
+def _normalised(text: str) -> dict[str, Any]:
+    """The details as the database returns them (they are hashed), without NUL characters
+    (json.dumps writes one as \\u0000: only then is the walk needed)."""
+    details = json.loads(text)
+    return _without_nul(details) if "\\u0000" in text else details
 
 
 def _without_nul(value: Any) -> Any:
@@ -134,6 +141,11 @@ def api_call_event(call: PendingCall) -> AuditEvent:
     e = call.entry
     text = {"actor_label": _actor_label(e), "target_id": e.request_id, "target_label": e.route}
     return AuditEvent(
+        # Every field given: Django computes a default for each one left out (measurable here).
+        actor_id=None,
+        sequence=0,
+        previous_hash="",
+        record_hash="",
         created_at=e.created_at,
         action=API_CALL,
         target_type="api_call",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import secrets
 import time
 import uuid
@@ -40,18 +39,28 @@ UNAVAILABLE_RETRIES = 5  # the gateway itself cannot serve (Redis or config down
 
 
 class QuotaGate:
-    """When the team's quota has room again. Requests wait for the gate before each try."""
+    """When the team's quota has room again. Requests wait for the gate before each try.
+
+    While the quota paces a run, waiting requests take turns one refill interval apart (the
+    limiter's wait for one more request) instead of all trying the moment the gate opens:
+    with N requests in flight, that would be N-1 refused tries, each a limiter round trip
+    and a trip through the pipeline's first stages, for every request admitted.
+    """
+
+    MAX_SPACING = 1.0  # seconds: never pace slower than one try a second
 
     def __init__(self) -> None:
         self.open_at = 0.0  # time.monotonic()
+        self.spacing = 0.0
         self.refusals = 0  # quota refusals not yet reported (see BatchRun.take_refusals)
 
-    def hold(self, seconds: float) -> None:
+    def hold(self, seconds: float, spacing: float = 0.0) -> None:
         self.open_at = max(self.open_at, time.monotonic() + seconds)
+        self.spacing = min(spacing, self.MAX_SPACING)
 
     def refused(self, seconds: float) -> None:
         self.refusals += 1
-        self.hold(seconds)
+        self.hold(seconds, spacing=seconds)
 
     def take_refusals(self) -> int:
         count, self.refusals = self.refusals, 0
@@ -61,16 +70,17 @@ class QuotaGate:
         return max(0.0, self.open_at - time.monotonic())
 
     async def wait(self, stop: asyncio.Event) -> bool:
-        """Wait until the gate opens; False when the run is stopping meanwhile."""
-        while (delay := self.wait_seconds()) > 0:
-            # A little jitter spreads the waiters, so they do not all try at the same moment.
-            delay += random.uniform(0, min(delay, 0.05))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                continue
-            return False
-        return not stop.is_set()
+        """Wait for this request's turn; False when the run is stopping meanwhile."""
+        now = time.monotonic()
+        if self.open_at <= now:
+            return not stop.is_set()
+        turn = self.open_at
+        self.open_at = turn + self.spacing  # the next waiter goes one interval later
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=turn - now)
+        except TimeoutError:
+            return not stop.is_set()
+        return False
 
 
 async def _chat(ctx: CallContext, body: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
@@ -141,7 +151,7 @@ async def item_execute(
                 return _failure(item, request_id, exc if isinstance(exc, GatewayError) else (
                     ServiceUnavailable("The gateway cannot read its configuration right now.")
                 ))  # fmt: skip
-            gate.hold(min(2.0**unavailable, 30.0))
+            gate.hold(min(2.0**unavailable, 30.0))  # everyone waits: the gateway itself is down
             continue
         except GatewayError as exc:
             return _failure(item, request_id, exc)
