@@ -41,6 +41,7 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	@touch $@
 
 run: export AIGATEWAY_ALLOW_INSECURE_DEFAULTS ?= true
+run: export AIGATEWAY_SERVE_STATIC ?= true
 run: $(VENV)/.installed
 	@mkdir -p var
 	$(PY) manage.py migrate --no-input -v 0

@@ -13,9 +13,13 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aigateway.settings")
 
+from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()
+if settings.AIGATEWAY_SERVE_STATIC:
+    django_application = ASGIStaticFilesHandler(django_application)
 
 from aigateway.audit.writer import audit_writer  # noqa: E402
 from aigateway.gateway.limits import settles_flush  # noqa: E402

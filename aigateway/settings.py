@@ -117,6 +117,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# `make run` serves /static/ from the app itself (no collectstatic, no nginx); in production
+# nginx serves the collected files (deploy/nginx.conf) and this stays off.
+AIGATEWAY_SERVE_STATIC = env_bool("AIGATEWAY_SERVE_STATIC", False)
 
 # Largest request body we read. The API answers a bigger body with an OpenAI-style 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("AIGATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)

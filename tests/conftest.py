@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import pytest
 import redis
 
+from aigateway.audit.writer import audit_writer
 from aigateway.core.config_cache import config_cache
 from aigateway.core.redis import reset_clients
-from aigateway.audit.writer import audit_writer
 from aigateway.usage.recorder import usage_recorder
 
 TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")

@@ -13,6 +13,7 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any
 
+from django.db import DataError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -23,6 +24,7 @@ from aigateway.core.config_cache import ConfigUnavailable
 from aigateway.gateway.cache import CacheControl
 from aigateway.gateway.errors import (
     GatewayError,
+    InvalidRequest,
     MethodNotAllowed,
     ServiceUnavailable,
     UpstreamFailed,
@@ -164,6 +166,16 @@ def internal_error() -> GatewayError:
     return failure
 
 
+def _refuse_nul(request: HttpRequest, kwargs: dict[str, object]) -> None:
+    """Ids in the path and query are looked up in the database; PostgreSQL refuses NUL."""
+    for name, value in kwargs.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidRequest(f"'{name}' must not contain NUL characters.", param=name)
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            raise InvalidRequest("Query parameters must not contain NUL characters.", param=name)
+
+
 def api_endpoint(
     *methods: str, render_error: ErrorRenderer, id_headers: tuple[str, ...] = ("x-request-id",)
 ) -> Decorator:
@@ -181,9 +193,15 @@ def api_endpoint(
             try:
                 if request.method not in methods:
                     raise MethodNotAllowed(f"Use {' or '.join(methods)} for this endpoint.")
+                _refuse_nul(request, kwargs)
                 response = await view(request, request_id, *args, **kwargs)
             except GatewayError as exc:
                 response = render_error(exc, request_id)
+            except DataError:
+                # A value the database cannot store or compare (NUL, out of range): the
+                # caller's input, not our fault.
+                invalid = InvalidRequest("A value in the request is not valid here.")
+                response = render_error(invalid, request_id)
             except ConfigUnavailable:
                 unavailable = ServiceUnavailable(
                     "The gateway cannot read its configuration right now; retry shortly.",

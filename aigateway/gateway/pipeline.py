@@ -166,8 +166,10 @@ async def _recording_failures(
     try:
         yield
     except GatewayError as exc:
-        if ctx.waits_for_quota and isinstance(exc, limits.RateLimitExceeded) and (
-            exc.retry_after is not None
+        if (
+            ctx.waits_for_quota
+            and isinstance(exc, limits.RateLimitExceeded)
+            and (exc.retry_after is not None)
         ):
             raise
         for name, value in outcome.rate_limit_headers.items():  # on errors too, as OpenAI
