@@ -18,19 +18,16 @@ the call carries one, its routing decision trace. Never a prompt, a completion o
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import json
 import logging
 import math
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
 
-from aigateway.core.db import run_db
+from aigateway.core.buffered import BufferedWriter
 from aigateway.core.rows import fit_text
 
 if TYPE_CHECKING:
@@ -39,7 +36,6 @@ if TYPE_CHECKING:
     from aigateway.usage.recorder import UsageEntry
 
 logger = logging.getLogger(__name__)
-MAX_BUFFERED = 200_000
 API_CALL = "api.call"
 
 
@@ -155,98 +151,22 @@ def api_call_event(call: PendingCall) -> AuditEvent:
     )
 
 
-class AuditWriter:
-    def __init__(self) -> None:
-        self._buffer: list[PendingCall] = []
-        self._lock = threading.Lock()  # guards the buffer (event loop vs flushing thread)
-        # One flush at a time per process, so batches are chained in the order they were
-        # taken, and the shutdown flush waits for a periodic flush already running.
-        self._flushing = threading.Lock()
-        self._flusher: asyncio.Task[None] | None = None
-        self.dropped = 0
+class AuditWriter(BufferedWriter[PendingCall]):
+    name = "audit"
 
-    def record(self, call: PendingCall) -> None:
-        with self._lock:
-            if len(self._buffer) >= MAX_BUFFERED:
-                self._buffer.pop(0)
-                self.dropped += 1
-                logger.error("audit buffer full; oldest API-call entry dropped (%s)", self.dropped)
-            self._buffer.append(call)
-        self._ensure_flusher()
+    def interval(self) -> float:
+        return settings.AIGATEWAY_AUDIT_FLUSH_SECONDS
 
-    def pending(self) -> int:
-        return len(self._buffer)
+    def batch_size(self) -> int:
+        return settings.AIGATEWAY_AUDIT_FLUSH_BATCH
 
-    def clear(self) -> None:
-        with self._lock:
-            self._buffer.clear()
-
-    def _ensure_flusher(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # sync caller: flushed by flush() or atexit
-        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
-            self._flusher = loop.create_task(self._flush_periodically())
-
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(settings.AIGATEWAY_AUDIT_FLUSH_SECONDS)
-            if self._buffer:
-                await run_db(self.flush)
-
-    def flush(self) -> int:
-        """Chain and write everything buffered; returns how many entries were written."""
+    def write_batch(self, batch: list[PendingCall]) -> None:
         from aigateway.audit.services import chain_append
 
-        written = 0
-        with self._flushing:
-            while True:
-                with self._lock:
-                    batch = self._buffer[: settings.AIGATEWAY_AUDIT_FLUSH_BATCH]
-                    del self._buffer[: len(batch)]
-                if not batch:
-                    return written
-                events = [api_call_event(call) for call in batch]
-                try:
-                    chain_append(events)
-                    written += len(batch)
-                except Exception:
-                    if not _database_up():
-                        close_old_connections()
-                        logger.exception("audit flush failed; %s entries kept for retry",
-                                         len(batch))  # fmt: skip
-                        with self._lock:
-                            self._buffer[:0] = batch
-                        return written
-                    # The database is up, so an entry itself is refused: one by one, so it
-                    # cannot hold back the others (it is logged by request id and dropped).
-                    written += self._append_one_by_one(events)
+        chain_append([api_call_event(call) for call in batch])  # one transaction, chained
 
-    def _append_one_by_one(self, events: list[AuditEvent]) -> int:
-        from aigateway.audit.services import chain_append
-
-        written = 0
-        for event in events:
-            try:
-                chain_append([event])
-                written += 1
-            except Exception:
-                self.dropped += 1
-                logger.exception("audit entry for %s refused; dropped", event.target_id)
-        return written
-
-    async def aflush(self) -> int:
-        return await run_db(self.flush)
-
-
-def _database_up() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except DatabaseError:
-        return False
+    def describe(self, item: PendingCall) -> str:
+        return f"audit entry for {item.entry.request_id}"
 
 
 audit_writer = AuditWriter()
@@ -267,10 +187,4 @@ def audit_api_call(ctx: CallContext, entry: UsageEntry, outcome: CallOutcome) ->
     )
 
 
-@atexit.register
-def _flush_at_exit() -> None:
-    if audit_writer.pending():
-        try:
-            audit_writer.flush()
-        except Exception:
-            logger.exception("final audit flush failed")
+atexit.register(audit_writer.flush_at_exit)

@@ -152,7 +152,8 @@ def test_api_calls_and_admin_events_share_one_chain(gateway_client):
 def test_a_failed_flush_keeps_the_batch_while_the_database_is_down(gateway_client, monkeypatch):
     from django.db import OperationalError
 
-    from aigateway.audit import services, writer
+    from aigateway.audit import services
+    from aigateway.core import buffered
 
     client, _ = gateway_client
     client.chat.completions.create(model="gpt-audit", messages=[{"role": "user", "content": "hi"}])
@@ -162,7 +163,7 @@ def test_a_failed_flush_keeps_the_batch_while_the_database_is_down(gateway_clien
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(services, "chain_append", insert_fails)
-    monkeypatch.setattr(writer, "_database_up", lambda: False)
+    monkeypatch.setattr(buffered, "database_up", lambda: False)
     dropped = audit_writer.dropped
     assert audit_writer.flush() == 0
     assert audit_writer.pending() == 1 and audit_writer.dropped == dropped
