@@ -2,7 +2,7 @@
 
 Django's ASGIHandler does not speak the lifespan protocol, so this wrapper answers it: on
 shutdown (SIGTERM after in-flight requests finish) it writes every buffered usage record
-and API-call audit entry.
+and API-call audit entry; at startup without a broker, it resumes unfinished batches.
 """
 
 from __future__ import annotations
@@ -40,6 +40,18 @@ def _observability_shutdown() -> None:
         logger.exception("shutdown of metrics/tracing failed")
 
 
+async def _resume_batches() -> None:
+    """Without a broker, batches a previous process left unfinished resume in this one
+    (aigateway/batches/background.py)."""
+    from aigateway.batches.background import resume_on_start
+    from aigateway.core.db import run_db
+
+    try:
+        await run_db(resume_on_start)
+    except Exception:
+        logger.exception("startup: could not look for unfinished batches")
+
+
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "lifespan":
         await django_application(scope, receive, send)
@@ -47,6 +59,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            await _resume_batches()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:

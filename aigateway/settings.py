@@ -151,6 +151,7 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 # after this many seconds. It must exceed the longest task; batches do not wait for it (their
 # own lease and the batches-sweep below resume a stalled batch much sooner).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+AIGATEWAY_BATCH_SWEEP_SECONDS = env_float("AIGATEWAY_BATCH_SWEEP_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE = {
     "credentials-housekeeping": {
         "task": "providers.credentials_housekeeping",
@@ -162,7 +163,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "batches-sweep": {
         "task": "batches.sweep",
-        "schedule": env_float("AIGATEWAY_BATCH_SWEEP_SECONDS", 30.0),
+        "schedule": AIGATEWAY_BATCH_SWEEP_SECONDS,
     },
     "audit-retention": {
         "task": "audit.retention_purge",
@@ -210,6 +211,9 @@ AIGATEWAY_BATCH_MAX_REQUESTS = env_int("AIGATEWAY_BATCH_MAX_REQUESTS", 50_000)
 AIGATEWAY_BATCH_CONCURRENCY = env_int("AIGATEWAY_BATCH_CONCURRENCY", 8)
 AIGATEWAY_BATCH_LEASE_SECONDS = env_float("AIGATEWAY_BATCH_LEASE_SECONDS", 60.0)
 AIGATEWAY_BATCH_SLICE_SECONDS = env_float("AIGATEWAY_BATCH_SLICE_SECONDS", 120.0)
+# Without a broker (eager Celery, `make run`): run batches in a background thread of the
+# process, so POST /v1/batches returns at once (false: inside the call, as the tests want).
+AIGATEWAY_BATCH_EAGER_BACKGROUND = env_bool("AIGATEWAY_BATCH_EAGER_BACKGROUND", True)
 # Usage records are buffered and written in batches off the request path.
 AIGATEWAY_USAGE_FLUSH_SECONDS = env_float("AIGATEWAY_USAGE_FLUSH_SECONDS", 1.0)
 AIGATEWAY_USAGE_FLUSH_BATCH = env_int("AIGATEWAY_USAGE_FLUSH_BATCH", 500)

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from aigateway.batches.background import batch_dispatch
 from aigateway.batches.errors import Conflict
 from aigateway.batches.files import file_get_for_team
 from aigateway.batches.models import Batch, BatchStatus, FilePurpose
@@ -96,10 +97,10 @@ def batch_enqueue(*, batch_id: int) -> None:
 
 
 def batch_send(*, batch_id: int) -> None:
-    """Queue a run of the batch (after commit). Eager Celery (no broker) runs it here."""
-    from aigateway.batches.tasks import batch_run
-
-    transaction.on_commit(lambda: batch_run.delay(batch_id))
+    """Queue a run of the batch (after commit). Without a broker, the process's batches
+    thread runs it (aigateway/batches/background.py), or this call does when
+    AIGATEWAY_BATCH_EAGER_BACKGROUND is off."""
+    transaction.on_commit(lambda: batch_dispatch(batch_id))
 
 
 def batch_cancel(*, team_id: int, batch_id: str) -> Batch:

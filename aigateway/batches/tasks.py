@@ -57,6 +57,13 @@ def _discard(loop: asyncio.AbstractEventLoop) -> None:
         _loops.loop = None
 
 
+def loop_close() -> None:
+    """Close this thread's event loop: the thread that ran tasks on it is ending."""
+    loop = getattr(_loops, "loop", None)
+    if loop is not None and not loop.is_closed():
+        _discard(loop)
+
+
 @shared_task(
     name="batches.run",
     acks_late=True,

@@ -143,7 +143,8 @@ async def batches(request: HttpRequest, request_id: str) -> HttpResponse:
         endpoint=body.get("endpoint"), completion_window=body.get("completion_window"),
         metadata=body.get("metadata"),
     )  # fmt: skip
-    # With a broker this only queues the batch; eager (no broker: make run, tests) runs it.
+    # Queues the batch (a broker, or no broker: this process's batches thread); only with
+    # AIGATEWAY_BATCH_EAGER_BACKGROUND off (the tests) does eager Celery run it here.
     await run_db(services.batch_enqueue, batch_id=created.pk)
     return await _batch_response(created.public_id, principal)
 

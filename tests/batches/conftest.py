@@ -63,6 +63,14 @@ class BatchSetup:
         return created.id
 
 
+@pytest.fixture(autouse=True)
+def _batches_run_inside_the_call(settings) -> None:
+    """Without a broker, these tests expect a batch finished when its create (or the task)
+    returns: run it in the calling thread, not the process's batches thread
+    (tests/batches/test_eager_background.py covers that one)."""
+    settings.AIGATEWAY_BATCH_EAGER_BACKGROUND = False
+
+
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream(api_key=UPSTREAM_KEY) as fake:

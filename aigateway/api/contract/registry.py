@@ -57,7 +57,14 @@ class ContractOperation:
     extra_statuses: tuple[int, ...] = field(default=())
 
 
-LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 10000})
+# Page sizes as aigateway/batches/views.py enforces them (400 outside): files 1..10,000
+# (OpenAI's bounds and default), batches 1..100, default 20 (OpenAI's).
+FILES_LIMIT = QueryParam(
+    "limit", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 10000}
+)
+BATCHES_LIMIT = QueryParam(
+    "limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+)
 AFTER = QueryParam("after", {"type": "string"}, "Cursor: the last id of the previous page.")
 
 OPERATIONS: tuple[ContractOperation, ...] = (
@@ -140,9 +147,9 @@ OPERATIONS: tuple[ContractOperation, ...] = (
         response=ob.FileList,
         query=(
             QueryParam("purpose", {"type": "string"}),
-            LIMIT,
+            FILES_LIMIT,
             AFTER,
-            QueryParam("order", {"type": "string", "enum": ["asc", "desc"]}),
+            QueryParam("order", {"type": "string", "enum": ["asc", "desc"], "default": "desc"}),
         ),
     ),
     ContractOperation(
@@ -185,7 +192,7 @@ OPERATIONS: tuple[ContractOperation, ...] = (
         "The team's batches",
         "batches",
         response=ob.BatchList,
-        query=(LIMIT, AFTER),
+        query=(BATCHES_LIMIT, AFTER),
     ),
     ContractOperation(
         "/v1/batches/{batch_id}",
@@ -202,5 +209,7 @@ OPERATIONS: tuple[ContractOperation, ...] = (
         "Cancel a batch",
         "batches",
         response=ob.Batch,
+        description="409 `batch_not_cancellable` once the batch has ended.",
+        extra_statuses=(409,),
     ),
 )
