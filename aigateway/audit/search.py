@@ -14,6 +14,7 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.http import Http404
 
 from aigateway.audit.models import AuditEvent
 from auth.roles import roles_of
@@ -98,3 +99,12 @@ def audit_events_for_user(
     more = len(rows) > limit
     rows = rows[:limit]
     return AuditPage(rows, str(rows[-1].sequence) if more and rows else None)
+
+
+def audit_event_get_for_user(user: AbstractBaseUser | AnonymousUser, pk: int) -> AuditEvent:
+    """One event by id, checked like the list: PermissionDenied for users who may read no
+    event; Http404 for an event they may not read (another organisation's looks missing)."""
+    event = AuditEvent.objects.filter(_visible(user), pk=pk).first()
+    if event is None:
+        raise Http404("There is no such audit event.")
+    return event

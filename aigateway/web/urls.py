@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from aigateway.web import breakers_views, cache_views, limits_views, views
+from aigateway.web import audit_views, breakers_views, cache_views, limits_views, views
 
 app_name = "web"
 urlpatterns = [
@@ -22,6 +22,9 @@ urlpatterns = [
         breakers_views.breaker_action,
         name="breaker_action",
     ),
+    path("audit/", audit_views.audit_page, name="audit"),
+    path("audit/rows/", audit_views.audit_rows_fragment, name="audit_rows"),
+    path("audit/<int:pk>/", audit_views.audit_detail, name="audit_detail"),
     path("cache/", cache_views.cache_page, name="cache"),
     path("cache/teams/<int:pk>/purge/", cache_views.cache_purge_view, name="cache_purge"),
     path("limits/", limits_views.limits_page, name="limits"),

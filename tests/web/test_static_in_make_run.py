@@ -39,13 +39,13 @@ def _serve(tmp_path: Path, serve_static: str) -> Iterator[str]:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                requests.get(base + "/healthz", timeout=1)
+                requests.get(base + "/healthz", timeout=5)
                 break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+            except requests.RequestException:  # not listening yet, or slow to start
+                time.sleep(0.2)
         yield base
     finally:
         process.terminate()
