@@ -40,6 +40,21 @@ def _observability_shutdown() -> None:
         logger.exception("shutdown of metrics/tracing failed")
 
 
+def _warm_up() -> None:
+    """Pay the one-off costs before the first request instead of during it (measured: ~0.5 s
+    loading the URLconf with the management API, ~0.3 s loading the tokenizer)."""
+    from django.urls import get_resolver
+
+    from providers.tokens import count_prompt_tokens
+    from providers.types import ChatRequest, Message
+
+    try:
+        get_resolver().resolve("/v1/models")
+        count_prompt_tokens(ChatRequest(model="", messages=[Message(role="user", content="hi")]))
+    except Exception:
+        logger.exception("startup: warm-up failed (the first request will pay for it)")
+
+
 async def _resume_batches() -> None:
     """Without a broker, batches a previous process left unfinished resume in this one
     (aigateway/batches/background.py)."""
@@ -59,6 +74,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            _warm_up()
             await _resume_batches()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
