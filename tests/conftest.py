@@ -22,6 +22,7 @@ from aigateway.audit.writer import audit_writer
 from aigateway.core.config_cache import config_cache
 from aigateway.core.redis import reset_clients
 from aigateway.usage.recorder import usage_recorder
+from tests.fakes.upstream import FakeUpstream
 
 TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")
 
@@ -215,3 +216,21 @@ def cast(db: None) -> Cast:
     TeamMembership.objects.create(user=users["carol"], team=team, role=TeamRole.MEMBER)
     TeamMembership.objects.create(user=users["eve"], team=other_team, role=TeamRole.TEAM_ADMIN)
     return Cast(org, other_org, team, other_team, **users)
+
+
+# Two fake upstreams with the resilience suites' keys: the primary and secondary deployments
+# of tests/api/resilience_support.py's route (a test module may override them).
+@pytest.fixture
+def upstream_a() -> Iterator[FakeUpstream]:
+    from tests.api.resilience_support import PRIMARY_KEY
+
+    with FakeUpstream(api_key=PRIMARY_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def upstream_b() -> Iterator[FakeUpstream]:
+    from tests.api.resilience_support import SECONDARY_KEY
+
+    with FakeUpstream(api_key=SECONDARY_KEY) as fake:
+        yield fake

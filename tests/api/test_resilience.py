@@ -31,7 +31,6 @@ from tests.api.resilience_support import (
     sse_events,
 )
 from tests.conftest import SECRET_PATTERNS
-from tests.fakes.upstream import FakeUpstream
 
 SERVED_BY_PRIMARY = "/".join(PRIMARY)
 SERVED_BY_SECONDARY = "/".join(SECONDARY)
@@ -45,18 +44,6 @@ def _quick_breaker(settings) -> None:
     settings.AIGATEWAY_BREAKER_FAILURES = 3
     settings.AIGATEWAY_BREAKER_RECOVERY_SECONDS = RECOVERY
     settings.AIGATEWAY_BREAKER_PROBE_TIMEOUT_SECONDS = 5.0
-
-
-@pytest.fixture
-def upstream_a() -> Iterator[FakeUpstream]:
-    with FakeUpstream(api_key=PRIMARY_KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def upstream_b() -> Iterator[FakeUpstream]:
-    with FakeUpstream(api_key=SECONDARY_KEY) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -23,21 +23,8 @@ from tests.api.resilience_support import (
     Gateway,
     build_gateway,
 )
-from tests.fakes.upstream import FakeUpstream
 
 ASK = {"X-AIGateway-Debug": "trace"}
-
-
-@pytest.fixture
-def upstream_a() -> Iterator[FakeUpstream]:
-    with FakeUpstream(api_key=PRIMARY_KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def upstream_b() -> Iterator[FakeUpstream]:
-    with FakeUpstream(api_key=SECONDARY_KEY) as fake:
-        yield fake
 
 
 @pytest.fixture

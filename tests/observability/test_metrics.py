@@ -18,28 +18,13 @@ from providers.models import ModelPrice
 from tests.api.resilience_support import (
     MESSAGES,
     PRIMARY,
-    PRIMARY_KEY,
     SECONDARY,
-    SECONDARY_KEY,
     Gateway,
     build_gateway,
 )
-from tests.fakes.upstream import FakeUpstream
 from tests.observability.support import Metrics, scrape
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def upstream_a() -> Iterator[FakeUpstream]:
-    with FakeUpstream(api_key=PRIMARY_KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def upstream_b() -> Iterator[FakeUpstream]:
-    with FakeUpstream(api_key=SECONDARY_KEY) as fake:
-        yield fake
 
 
 @pytest.fixture

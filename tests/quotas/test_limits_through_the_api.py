@@ -33,9 +33,7 @@ from aigateway.quotas.models import Limit, QuotaAlert
 from providers.models import ModelPrice, ProviderKind
 from tests.api.resilience_support import (
     PRIMARY,
-    PRIMARY_KEY,
     SECONDARY,
-    SECONDARY_KEY,
     build_gateway,
 )
 from tests.factories import make_key, make_provider, make_route
@@ -280,18 +278,6 @@ async def test_crossing_a_soft_threshold_raises_one_alert_and_one_audit_event(ba
 
 
 # -- deployment limits ----------------------------------------------------------------------
-@pytest.fixture
-def upstream_a() -> Iterator[FakeUpstream]:
-    with FakeUpstream(api_key=PRIMARY_KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def upstream_b() -> Iterator[FakeUpstream]:
-    with FakeUpstream(api_key=SECONDARY_KEY) as fake:
-        yield fake
-
-
 def _smart_gateway(cast, upstream_a, upstream_b=None):
     # A short deadline: the gateway does not wait the ~30 s until a deployment has room.
     return build_gateway(team=cast.team, base_url="", primary_upstream=upstream_a,
