@@ -15,9 +15,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aigateway.settings")
 
 from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-from django.core.asgi import get_asgi_application
 
-django_application = get_asgi_application()
+from aigateway.core.asgi_handler import get_gateway_asgi_application
+
+django_application = get_gateway_asgi_application()
 if settings.AIGATEWAY_SERVE_STATIC:
     django_application = ASGIStaticFilesHandler(django_application)
 

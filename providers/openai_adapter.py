@@ -96,32 +96,16 @@ class OpenAIAdapter:
         params = build_openai_params(request, target.upstream_model)
         started = time.perf_counter()
         try:
-            completion = await self.client.chat.completions.create(
-                **params, extra_headers=upstream_headers()
-            )
-        except (openai.OpenAIError, ValueError) as exc:  # ValueError: body not JSON
+            # The SDK's transport, status errors and JSON decoding, but the body comes back as
+            # a plain dict: building its pydantic models cost more than everything we do with
+            # the answer (see "Hot path" in docs/architecture.md).
+            completion = await self.client.post(
+                "/chat/completions", body=params, cast_to=object,
+                options={"headers": upstream_headers() or {}},
+            )  # fmt: skip
+            return _response_from_openai(completion, request, target, started)
+        except (openai.OpenAIError, ValueError) as exc:  # ValueError: body not JSON or shape
             raise map_openai_error(exc, target.provider_name) from None
-        choice = completion.choices[0] if completion.choices else None
-        message = choice.message if choice else None
-        usage = completion.usage
-        return ChatResponse(
-            id=completion.id,
-            model=request.model,
-            content=message.content if message else None,
-            finish_reason=choice.finish_reason if choice else None,  # type: ignore[arg-type]
-            usage=Usage(
-                input_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
-            ),
-            served_by=ServedBy(target.provider_name, target.deployment_id, target.upstream_model),
-            tool_calls=[
-                ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
-                for c in (message.tool_calls or [] if message else [])
-                if getattr(c, "function", None) is not None
-            ],
-            created=completion.created,
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
 
     async def chat_stream(
         self, request: ChatRequest, target: DeploymentTarget
@@ -131,13 +115,17 @@ class OpenAIAdapter:
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
         try:
-            stream = await self.client.chat.completions.create(
-                **params, extra_headers=upstream_headers()
-            )
+            # The SDK's SSE decoding and mid-stream error events, events as plain dicts (a
+            # pydantic model per chunk was ~5x the cost of the rest of the relay).
+            stream = await self.client.post(
+                "/chat/completions", body=params, cast_to=object, stream=True,
+                stream_cls=openai.AsyncStream[object],
+                options={"headers": upstream_headers() or {}},
+            )  # fmt: skip
             async with stream:
                 async for event in stream:
                     yield _chunk_from_openai(event)
-        except (openai.OpenAIError, ValueError) as exc:  # ValueError: body not JSON
+        except (openai.OpenAIError, ValueError) as exc:  # ValueError: body not JSON or shape
             raise map_openai_error(exc, target.provider_name) from None
 
     async def embeddings(
@@ -175,26 +163,73 @@ class OpenAIAdapter:
         await self.list_models(target)
 
 
-def _chunk_from_openai(event: Any) -> ChatChunk:
-    chunk = ChatChunk()
-    if event.usage is not None:
-        chunk.usage = Usage(
-            input_tokens=event.usage.prompt_tokens or 0,
-            output_tokens=event.usage.completion_tokens or 0,
-        )
-    if event.choices:
-        choice = event.choices[0]
-        delta = choice.delta
-        chunk.role = delta.role if delta else None
-        chunk.content = delta.content if delta else None
-        chunk.finish_reason = choice.finish_reason
-        for call in (delta.tool_calls or []) if delta else []:
-            chunk.tool_calls.append(
-                ToolCallDelta(
-                    index=call.index,
-                    id=call.id,
-                    name=call.function.name if call.function else None,
-                    arguments=(call.function.arguments or "") if call.function else "",
-                )
+def _mapping(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"the upstream's {what} is not a JSON object")
+    return value
+
+
+def _first_choice(body: dict[str, Any]) -> dict[str, Any] | None:
+    choices = body.get("choices") or []
+    return _mapping(choices[0], "choice") if choices else None
+
+
+def _usage(body: dict[str, Any]) -> Usage | None:
+    usage = body.get("usage")
+    if not usage:
+        return None
+    usage = _mapping(usage, "usage")
+    return Usage(
+        input_tokens=usage.get("prompt_tokens") or 0,
+        output_tokens=usage.get("completion_tokens") or 0,
+    )
+
+
+def _response_from_openai(
+    body: object, request: ChatRequest, target: DeploymentTarget, started: float
+) -> ChatResponse:
+    completion = _mapping(body, "answer")
+    choice = _first_choice(completion)
+    message = _mapping(choice.get("message") or {}, "message") if choice else {}
+    return ChatResponse(
+        id=str(completion.get("id") or ""),
+        model=request.model,
+        content=message.get("content"),
+        finish_reason=choice.get("finish_reason") if choice else None,
+        usage=_usage(completion) or Usage(),
+        served_by=ServedBy(target.provider_name, target.deployment_id, target.upstream_model),
+        tool_calls=[
+            ToolCall(
+                id=str(call.get("id") or ""),
+                name=call["function"].get("name") or "",
+                arguments=call["function"].get("arguments") or "",
             )
+            for call in message.get("tool_calls") or []
+            if isinstance(call, dict) and isinstance(call.get("function"), dict)
+        ],
+        created=int(completion.get("created") or 0),
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _chunk_from_openai(event: object) -> ChatChunk:
+    body = _mapping(event, "stream event")
+    chunk = ChatChunk(usage=_usage(body))
+    choice = _first_choice(body)
+    if choice is None:
+        return chunk
+    delta = _mapping(choice.get("delta") or {}, "delta")
+    chunk.role = delta.get("role")
+    chunk.content = delta.get("content")
+    chunk.finish_reason = choice.get("finish_reason")
+    for call in delta.get("tool_calls") or []:
+        function = _mapping(call, "tool call").get("function") or {}
+        chunk.tool_calls.append(
+            ToolCallDelta(
+                index=call.get("index", 0),
+                id=call.get("id"),
+                name=function.get("name"),
+                arguments=function.get("arguments") or "",
+            )
+        )
     return chunk

@@ -215,6 +215,8 @@ def api_endpoint(
                 response[name] = request_id
             return response
 
+        # Served by the hop-free path of aigateway/core/asgi_handler.py.
+        wrapper.gateway_api_door = True  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
