@@ -13,7 +13,8 @@ PYTHON ?= $(shell for c in python3.13 python3.12 /root/.pyenv/versions/3.12.1/bi
 	PYENV_VERSION=3.12.1 $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; \
 	done)
 
-.PHONY: help run test lint format lock clean check-python vendor bench
+.PHONY: help run test lint format lock clean check-python vendor bench bench-compare bench-serve \
+	bench-upstream
 
 help:
 	@echo "make run    start aigateway on http://$(HOST):$(PORT) (SQLite, in-process backends, demo data)"
@@ -21,6 +22,9 @@ help:
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make lock   re-pin requirements*.txt from requirements*.in"
 	@echo "make bench  benchmarks and the failover drill (docs/benchmarks.md)"
+	@echo "make bench-compare  direct upstream vs aigateway vs LiteLLM, S0-S5 (BENCH_ARGS=...)"
+	@echo "make bench-serve    the production-like benchmark gateway on http://$(HOST):$(PORT)"
+	@echo "make bench-upstream the fake OpenAI upstream it routes to, on 127.0.0.1:18000"
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -69,6 +73,23 @@ bench: $(VENV)/.installed-dev
 	$(PY) -m bench.observability_cost
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/14} $(PY) -m bench.limits_throughput
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/13} $(PY) -m bench.failover_drill
+	$(MAKE) bench-compare
+
+# The comparison of the "Performance" issue (docs/benchmarks.md, "Comparison"): starts the fake
+# upstream, bench-serve's gateway and LiteLLM (from --litellm, default /work/litellm-venv),
+# runs S0-S5 interleaved by round and writes the table into docs/benchmarks.md.
+# E.g. make bench-compare BENCH_ARGS="--seconds 5 --rounds 2".
+bench-compare: $(VENV)/.installed
+	@command -v wrk >/dev/null || { echo "bench-compare needs wrk (apt-get install wrk)"; exit 1; }
+	$(PY) -m bench.compare $(BENCH_ARGS)
+
+# bench/gateway.yaml applied to var/bench.sqlite3 (or DATABASE_URL), served like production:
+# uvicorn, WORKERS (2) workers, Redis (REDIS_URL, default DB 12), DEBUG off. See bench/serve.sh.
+bench-serve: $(VENV)/.installed
+	HOST=$(HOST) PORT=$(PORT) PY=$(PY) bench/serve.sh
+
+bench-upstream: $(VENV)/.installed
+	$(PY) -m bench.fake_upstream --port 18000
 
 lock: $(VENV)/.installed-dev
 	$(PY) scripts/lock.py

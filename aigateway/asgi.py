@@ -18,12 +18,13 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
 from aigateway.core.asgi_handler import get_gateway_asgi_application
 
-django_application = get_gateway_asgi_application()
+django_application: Any = get_gateway_asgi_application()
 if settings.AIGATEWAY_SERVE_STATIC:
     django_application = ASGIStaticFilesHandler(django_application)
 
 from aigateway.audit.writer import audit_writer  # noqa: E402
 from aigateway.gateway.limits import settles_flush  # noqa: E402
+from aigateway.gateway.resilience import outcomes_flush  # noqa: E402
 from aigateway.usage.recorder import usage_recorder  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         elif message["type"] == "lifespan.shutdown":
             try:
                 await settles_flush()  # limits reconciled before the process goes
+                await outcomes_flush()  # breaker successes and latency samples held back
                 written = await usage_recorder.aflush()
                 logger.info("shutdown: flushed %s usage records", written)
             except Exception:

@@ -185,6 +185,9 @@ AIGATEWAY_BREAKER_MIN_REQUESTS = env_int("AIGATEWAY_BREAKER_MIN_REQUESTS", 20)
 AIGATEWAY_BREAKER_WINDOW_SECONDS = env_float("AIGATEWAY_BREAKER_WINDOW_SECONDS", 60.0)
 AIGATEWAY_BREAKER_RECOVERY_SECONDS = env_float("AIGATEWAY_BREAKER_RECOVERY_SECONDS", 30.0)
 AIGATEWAY_BREAKER_PROBE_TIMEOUT_SECONDS = env_float("AIGATEWAY_BREAKER_PROBE_TIMEOUT_SECONDS", 30.0)
+# How long a process trusts a closed breaker it read from Redis, and holds back successes
+# before writing them (aigateway/gateway/breaker_sync.py). 0: ask and write on every call.
+AIGATEWAY_BREAKER_SYNC_SECONDS = env_float("AIGATEWAY_BREAKER_SYNC_SECONDS", 0.5)
 # Rate limits when Redis cannot be reached: "open" keeps serving with a per-process limiter
 # (logged as an alert), "closed" rejects calls with 503 until Redis is back.
 AIGATEWAY_LIMITS_REDIS_FAILURE = env_str("AIGATEWAY_LIMITS_REDIS_FAILURE", "open")
@@ -251,7 +254,13 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # The SDKs' HTTP client logs every upstream call at INFO: our request line already
+        # says it, and the extra line cost CPU per call.
+        "httpx2": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 

@@ -29,7 +29,7 @@ TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")
 
 def _clear_process_state() -> None:
     from aigateway.caching import semantic, store
-    from aigateway.gateway import breaker, latency, limits
+    from aigateway.gateway import breaker, breaker_sync, latency, limits
     from aigateway.quotas import alerts, limiter
 
     config_cache.clear()
@@ -37,6 +37,7 @@ def _clear_process_state() -> None:
     audit_writer.clear()
     # Ids repeat across tests (fresh database), so per-process state keyed by them must go.
     breaker._in_process._breakers.clear()
+    breaker_sync.breaker_sync.reset()
     latency._local.clear()
     limits._local = limiter.InProcessLimiter()
     limits._queued.clear()  # reconciliations queued by another test's calls

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from contextlib import closing
 from typing import Any
 
@@ -184,7 +183,7 @@ class GatewayASGIHandler(ASGIHandler):
             response.close()
 
 
-def get_gateway_asgi_application() -> Callable[..., Awaitable[None]]:
+def get_gateway_asgi_application() -> GatewayASGIHandler:
     """Like ``django.core.asgi.get_asgi_application`` with our handler."""
     import django
 

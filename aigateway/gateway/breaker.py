@@ -21,6 +21,7 @@ import enum
 import logging
 import math
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -88,7 +89,7 @@ class BreakerStore(Protocol):
     ) -> tuple[Decision, Transition | None]: ...
 
     async def record(
-        self, deployment_id: int, now: float, ok: bool, cfg: BreakerConfig
+        self, deployment_id: int, now: float, ok: bool, cfg: BreakerConfig, count: int = 1
     ) -> Transition | None: ...
 
     async def force(self, deployment_id: int, mode: str) -> Transition: ...
@@ -150,13 +151,13 @@ class InProcessBreakerStore:
             return Decision.PROBE, None
 
     async def record(
-        self, deployment_id: int, now: float, ok: bool, cfg: BreakerConfig
+        self, deployment_id: int, now: float, ok: bool, cfg: BreakerConfig, count: int = 1
     ) -> Transition | None:
         with self._lock:
             b = self._get(deployment_id)
             bucket = math.floor(now / cfg.bucket_seconds)
             counts = b.ok if ok else b.failed
-            counts[bucket] = counts.get(bucket, 0) + 1
+            counts[bucket] = counts.get(bucket, 0) + count
             for stale in [k for k in (*b.ok, *b.failed) if k <= bucket - BUCKETS]:
                 b.ok.pop(stale, None)
                 b.failed.pop(stale, None)
@@ -219,10 +220,22 @@ def _open_reason(consecutive: int, ok: int, failed: int, cfg: BreakerConfig) -> 
 
 
 _in_process = InProcessBreakerStore()
+_redis_stores: weakref.WeakKeyDictionary[object, BreakerStore] = weakref.WeakKeyDictionary()
 
 
 def breaker_store() -> BreakerStore:
+    """The shared store (Redis) when configured, else this process's. One store object per
+    Redis client: it registers its scripts (SHA-1 of each) once, not per call."""
     from aigateway.gateway.breaker_redis import RedisBreakerStore
 
     client = get_async_redis()
-    return RedisBreakerStore(client) if client is not None else _in_process
+    if client is None:
+        return _in_process
+    store = _redis_stores.get(client)
+    if store is None:
+        store = _redis_stores[client] = RedisBreakerStore(client)
+    return store
+
+
+def breaker_store_is_shared(store: BreakerStore) -> bool:
+    return store is not _in_process

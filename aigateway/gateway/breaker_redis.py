@@ -40,7 +40,7 @@ return {'probe'}
 """
 
 # KEYS[1] breaker hash; ARGV: now, ok (1/0), failures, failure_rate, min_requests,
-# bucket_seconds, buckets, ttl
+# bucket_seconds, buckets, ttl, count (outcomes of the same kind recorded at once)
 RECORD = """
 local k = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -48,7 +48,7 @@ local ok = ARGV[2] == '1'
 local function num(x) return string.format('%.17g', x) end  -- tostring() keeps 14 digits
 local buckets = tonumber(ARGV[7])
 local bucket = math.floor(now / tonumber(ARGV[6]))
-redis.call('HINCRBY', k, (ok and 'ok:' or 'fail:') .. bucket, 1)
+redis.call('HINCRBY', k, (ok and 'ok:' or 'fail:') .. bucket, tonumber(ARGV[9] or '1'))
 redis.call('EXPIRE', k, tonumber(ARGV[8]))
 local ok_sum, fail_sum = 0, 0
 local fields = redis.call('HGETALL', k)
@@ -145,13 +145,13 @@ class RedisBreakerStore:
         return decision, transition
 
     async def record(
-        self, deployment_id: int, now: float, ok: bool, cfg: BreakerConfig
+        self, deployment_id: int, now: float, ok: bool, cfg: BreakerConfig, count: int = 1
     ) -> Transition | None:
         result = await self._record(
             keys=[KEY.format(deployment_id)],
             args=[
                 now, 1 if ok else 0, cfg.failures, cfg.failure_rate, cfg.min_requests,
-                cfg.bucket_seconds, BUCKETS, TTL_SECONDS,
+                cfg.bucket_seconds, BUCKETS, TTL_SECONDS, count,
             ],
         )  # fmt: skip
         if not result:

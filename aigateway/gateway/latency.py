@@ -4,6 +4,8 @@ lowest-latency strategy. Shared through Redis when configured, else in process."
 from __future__ import annotations
 
 import logging
+import weakref
+from typing import Any
 
 from aigateway.core.redis import get_async_redis
 
@@ -21,6 +23,8 @@ return tostring(new)
 """
 
 _local: dict[int, float] = {}
+# The registered script per Redis client: EVALSHA sends its SHA-1, not the whole script.
+_update_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 async def latency_record(deployment_id: int | None, milliseconds: float) -> None:
@@ -33,8 +37,11 @@ async def latency_record(deployment_id: int | None, milliseconds: float) -> None
             milliseconds if old is None else ALPHA * milliseconds + (1 - ALPHA) * old
         )
         return
+    script = _update_scripts.get(client)
+    if script is None:
+        script = _update_scripts[client] = client.register_script(UPDATE)
     try:
-        await client.eval(UPDATE, 1, KEY, str(deployment_id), milliseconds, ALPHA)
+        await script(keys=[KEY], args=[str(deployment_id), milliseconds, ALPHA])
     except Exception:  # noqa: BLE001 - a missed sample only affects ordering
         logger.warning("could not record latency in Redis")
 

@@ -20,8 +20,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from aigateway.gateway.breaker import BreakerConfig, Decision, breaker_store
+from aigateway.gateway.breaker import (
+    BreakerConfig,
+    Decision,
+    breaker_store,
+    breaker_store_is_shared,
+)
 from aigateway.gateway.breaker_events import breaker_transition_recorded
+from aigateway.gateway.breaker_sync import breaker_sync
 from aigateway.gateway.errors import UpstreamFailed
 from aigateway.gateway.latency import latency_record, latency_snapshot
 from aigateway.gateway.limits import deployment_take
@@ -117,12 +123,21 @@ def _may_fail_over(exc: errors.ProviderError, policy: RetryPolicy) -> bool:
 
 
 async def breaker_note(target: DeploymentTarget, *, ok: bool) -> None:
-    """Feed a call's outcome to the deployment's breaker (fail open if Redis is down)."""
+    """Feed a call's outcome to the deployment's breaker now (fail open if Redis is down).
+    A failure first writes this process's pending successes (aigateway/gateway/breaker_sync.py)
+    so the shared breaker sees them in order."""
     if target.deployment_id is None:
         return
+    if not ok:
+        breaker_sync.forget(target.deployment_id)
+        await outcomes_flush(target.deployment_id)
+    await _breaker_record(target.deployment_id, ok=ok)
+
+
+async def _breaker_record(deployment_id: int, *, ok: bool, count: int = 1) -> None:
     try:
         transition = await breaker_store().record(
-            target.deployment_id, time.time(), ok, BreakerConfig.from_settings()
+            deployment_id, time.time(), ok, BreakerConfig.from_settings(), count
         )
     except Exception:  # noqa: BLE001 - the breaker must not fail the call
         logger.warning("breaker store unreachable; outcome not recorded")
@@ -131,11 +146,39 @@ async def breaker_note(target: DeploymentTarget, *, ok: bool) -> None:
         breaker_transition_recorded(transition)
 
 
+async def outcomes_flush(deployment_id: int | None = None) -> None:
+    """Write the successes and latency samples this process holds back (all, or one
+    deployment's): on the first call after the sync interval, before a failure, at shutdown."""
+    for pending_id, pending in breaker_sync.take(deployment_id).items():
+        await _breaker_record(pending_id, ok=True, count=pending.successes)
+        if pending.samples:
+            await latency_record(pending_id, pending.latency_total_ms / pending.samples)
+
+
+async def _call_succeeded(target: DeploymentTarget, decision: Decision, latency_ms: float) -> None:
+    deployment_id = target.deployment_id
+    if (
+        deployment_id is None
+        or decision is Decision.PROBE  # its success closes the breaker: write it now
+        or not breaker_store_is_shared(breaker_store())
+    ):
+        await breaker_note(target, ok=True)
+        await latency_record(deployment_id, latency_ms)
+        return
+    breaker_sync.add_success(deployment_id, latency_ms)
+    if breaker_sync.flush_due():
+        await outcomes_flush()
+
+
 async def _breaker_decision(target: DeploymentTarget) -> Decision:
     if target.deployment_id is None:
         return Decision.ALLOW
+    store = breaker_store()
+    shared = breaker_store_is_shared(store)
+    if shared and breaker_sync.known_closed(target.deployment_id):
+        return Decision.ALLOW
     try:
-        decision, transition = await breaker_store().allow(
+        decision, transition = await store.allow(
             target.deployment_id, time.time(), BreakerConfig.from_settings()
         )
     except Exception:  # noqa: BLE001 - fail open
@@ -143,6 +186,8 @@ async def _breaker_decision(target: DeploymentTarget) -> Decision:
         return Decision.ALLOW
     if transition is not None:
         breaker_transition_recorded(transition)
+    if shared and decision is Decision.ALLOW:
+        breaker_sync.remember_closed(target.deployment_id)
     return decision
 
 
@@ -228,8 +273,7 @@ async def _run_resilient[T](
                 usage = usage_of(result)
                 if usage is not None:
                     await deployment_lease.settle(usage)
-                await breaker_note(target, ok=True)
-                await latency_record(target.deployment_id, (time.monotonic() - started) * 1000)
+                await _call_succeeded(target, decision, (time.monotonic() - started) * 1000)
                 return result
             attempts.end(target, attempt, exc.kind)
             await deployment_lease.settle(None)

@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from aigateway.audit.services import audit_record
 from aigateway.gateway.breaker import BreakerConfig, BreakerState, Transition, breaker_store
 from aigateway.gateway.breaker_events import store_transition
+from aigateway.gateway.breaker_sync import breaker_sync
 from aigateway.routing.models import Deployment
 
 BREAKER_MODES = ("open", "closed", "reset")
@@ -36,6 +37,7 @@ def breaker_force(
         return await breaker_store().force(deployment.pk, mode)
 
     transition = async_to_sync(force)()
+    breaker_sync.forget(deployment.pk)  # this process's cached "closed" (others: within 0.5 s)
     who = actor.get_username() if actor is not None and actor.pk else "cli"
     recorded = Transition(
         transition.deployment_id,

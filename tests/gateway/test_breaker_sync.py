@@ -1,0 +1,102 @@
+"""How a process keeps the shared (Redis) breakers off the hot path: a closed breaker is trusted
+for AIGATEWAY_BREAKER_SYNC_SECONDS, successes and latency samples are written in batches, a
+failure writes them first (aigateway/gateway/breaker_sync.py)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from aigateway.gateway import resilience
+from aigateway.gateway.breaker import BreakerConfig, Decision, breaker_store
+from aigateway.gateway.breaker_redis import RedisBreakerStore
+from aigateway.gateway.breaker_sync import breaker_sync
+from aigateway.gateway.latency import latency_snapshot
+from providers.base import DeploymentTarget
+
+TARGET = DeploymentTarget(
+    deployment_id=41, provider_name="p", provider_kind="openai", upstream_model="m"
+)
+
+
+@pytest.fixture
+async def shared(redis_url: str, settings: pytest.FixtureRequest) -> RedisBreakerStore:
+    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 60  # type: ignore[attr-defined]
+    store = breaker_store()
+    assert isinstance(store, RedisBreakerStore)
+    return store
+
+
+async def _snapshot(store: RedisBreakerStore) -> tuple[str, int, int, int]:
+    state = await store.snapshot(41, time.time(), BreakerConfig.from_settings())
+    return state.state, state.window_ok, state.window_failed, state.consecutive_failures
+
+
+async def _succeed(times: int, latency_ms: float = 100.0) -> None:
+    for _ in range(times):
+        decision = await resilience._breaker_decision(TARGET)
+        assert decision is Decision.ALLOW
+        await resilience._call_succeeded(TARGET, decision, latency_ms)
+
+
+async def test_successes_are_held_back_then_written_in_one_go(shared: RedisBreakerStore):
+    await _succeed(1)  # the first success after start is written at once (nothing was due)
+    await _succeed(4, latency_ms=200.0)
+    assert await _snapshot(shared) == ("closed", 1, 0, 0)
+    await resilience.outcomes_flush()
+    assert await _snapshot(shared) == ("closed", 5, 0, 0)
+    latency = await latency_snapshot([41])
+    assert 100 < latency[41] < 200  # the held-back samples' mean was folded in
+
+
+async def test_a_failure_writes_the_pending_successes_before_itself(
+    shared: RedisBreakerStore,
+):
+    await _succeed(3)
+    await resilience.breaker_note(TARGET, ok=False)
+    _, ok, failed, consecutive = await _snapshot(shared)
+    assert (ok, failed, consecutive) == (3, 1, 1)
+
+
+async def test_a_breaker_opened_by_another_process_is_seen_after_the_sync_interval(
+    shared: RedisBreakerStore, settings: pytest.FixtureRequest
+):
+    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0.2  # type: ignore[attr-defined]
+    await _succeed(1)  # this process now trusts "closed" for 0.2 s
+    await shared.force(41, "open")  # as an admin or another worker would, straight in Redis
+    assert await resilience._breaker_decision(TARGET) is Decision.ALLOW  # still trusted
+    time.sleep(0.25)
+    assert await resilience._breaker_decision(TARGET) is Decision.REJECT
+
+
+async def test_this_process_s_own_failure_forgets_the_trusted_closed_state(
+    shared: RedisBreakerStore, settings: pytest.FixtureRequest
+):
+    settings.AIGATEWAY_BREAKER_FAILURES = 1  # type: ignore[attr-defined]
+    await _succeed(1)
+    await resilience.breaker_note(TARGET, ok=False)  # opens it (one failure is enough here)
+    assert await resilience._breaker_decision(TARGET) is Decision.REJECT
+
+
+async def test_an_open_breaker_is_asked_every_time(shared: RedisBreakerStore):
+    await shared.force(41, "open")
+    assert await resilience._breaker_decision(TARGET) is Decision.REJECT
+    await shared.force(41, "reset")
+    assert await resilience._breaker_decision(TARGET) is Decision.ALLOW
+
+
+async def test_zero_sync_seconds_writes_every_outcome(
+    shared: RedisBreakerStore, settings: pytest.FixtureRequest
+):
+    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0  # type: ignore[attr-defined]
+    await _succeed(3)
+    assert await _snapshot(shared) == ("closed", 3, 0, 0)
+    assert not breaker_sync.closed_until
+
+
+async def test_the_in_process_backend_writes_every_outcome_directly(db: None):
+    await _succeed(2)
+    state = await breaker_store().snapshot(41, time.time(), BreakerConfig.from_settings())
+    assert state.window_ok == 2
+    assert not breaker_sync.pending
