@@ -93,5 +93,8 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
             except Exception:
                 logger.exception("shutdown audit flush failed")
             _observability_shutdown()
+            # uvicorn re-raises SIGTERM after shutdown (no atexit): write waiting log lines.
+            for handler in logging.getLogger().handlers:
+                handler.flush()
             await send({"type": "lifespan.shutdown.complete"})
             return
