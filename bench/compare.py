@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--litellm", type=Path, default=Path("/work/litellm-venv"),
                         help="LiteLLM proxy's venv; its column is skipped if absent")  # fmt: skip
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM")
-    parser.add_argument("--scenarios", default="S0,S1,S2,S3-1,S3,S4,S5")
+    parser.add_argument("--scenarios", default="S0,S1,S2,S3-1,S3,S4-1,S4,S5")
     parser.add_argument("--ours-port", type=int, default=18080)
     parser.add_argument("--litellm-port", type=int, default=4000)
     parser.add_argument("--workers", type=int, default=2, help="of our gateway and LiteLLM")

@@ -63,6 +63,7 @@ ROWS: dict[str, tuple[Row, ...]] = {
     "S2": (RPS, P50, P99, ERRORS, CPU),
     "S3-1": STREAM_ROWS,
     "S3": STREAM_ROWS,
+    "S4-1": (RPS, P50, P99, CPU),
     "S4": (RPS, P50, P99, CPU),
 }
 

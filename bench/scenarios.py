@@ -39,6 +39,7 @@ SCENARIOS = (
     # Streams: first unloaded (TTFT and chunk rhythm without queueing), then the load of S3.
     Scenario("S3-1", "1 stream at a time, 50 chunks x 10 ms", "instant", 1, stream=True),
     Scenario("S3", "32 concurrent streams, 50 chunks x 10 ms", "instant", 32, stream=True),
+    Scenario("S4-1", "exact cache hit, 1 connection (unloaded)", "cached", 1),
     Scenario("S4", "exact cache hit, 16 connections", "cached", 16),
     # S5: S1 is the production configuration (limits and audit on); this is its "off" twin.
     Scenario("S5", "S1 with rate limits off (audit on)", "instant", 16, targets=ON_OFF),

@@ -94,9 +94,7 @@ def test_a_page_still_takes_django_s_stock_path(db: None, thread_hops: list[str]
     assert thread_hops  # middlewares (sessions, CSRF, ...) run in threads as usual
 
 
-def test_api_responses_keep_the_security_headers_of_the_middleware(
-    demo_key: str, settings: Any
-):
+def test_api_responses_keep_the_security_headers_of_the_middleware(demo_key: str, settings: Any):
     settings.SECURE_REFERRER_POLICY = "same-origin"
     status, headers, _ = chat(demo_key)
     assert status == 200
