@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "aigateway.core.apps.CoreConfig",
     "aigateway.web.apps.WebConfig",
     "aigateway.batches.apps.BatchesConfig",
+    "aigateway.guardrails.apps.GuardrailsConfig",
 ]
 
 MIDDLEWARE = [
@@ -174,7 +175,9 @@ CELERY_BEAT_SCHEDULE = {
 # Upstream HTTP behaviour (adapters). Retries are owned by the resilience layer, never the SDK.
 AIGATEWAY_UPSTREAM_CONNECT_TIMEOUT = env_float("AIGATEWAY_UPSTREAM_CONNECT_TIMEOUT", 5.0)
 AIGATEWAY_UPSTREAM_READ_TIMEOUT = env_float("AIGATEWAY_UPSTREAM_READ_TIMEOUT", 120.0)
-AIGATEWAY_UPSTREAM_MAX_CONNECTIONS = env_int("AIGATEWAY_UPSTREAM_MAX_CONNECTIONS", 200)
+# Open connections per upstream pool (provider and credential) and worker process for the lean
+# OpenAI chat client; 0 = no cap. aiohttp's default of 100 would queue a busy worker's calls.
+AIGATEWAY_UPSTREAM_MAX_CONNECTIONS = env_int("AIGATEWAY_UPSTREAM_MAX_CONNECTIONS", 1000)
 # How long an authenticated key / route table may be served from the in-process cache before
 # the shared config version is checked again (bounds how fast a revocation reaches all workers).
 AIGATEWAY_CONFIG_CACHE_SECONDS = env_float("AIGATEWAY_CONFIG_CACHE_SECONDS", 1.0)

@@ -31,6 +31,7 @@ from aigateway.gateway.errors import (
 )
 from aigateway.gateway.pipeline import CallContext, CallOutcome, chat_complete
 from aigateway.gateway.principal import authenticate_api_key
+from aigateway.guardrails.stage import header_value as guardrails_header
 from providers.errors import ProviderError
 from providers.types import ChatRequest, ChatResponse
 
@@ -149,6 +150,8 @@ def outcome_headers(response: HttpResponseBase, outcome: CallOutcome) -> None:
         )
     if outcome.attempts.failovers:
         response["x-aigateway-failovers"] = str(outcome.attempts.failovers)
+    if outcome.trace is not None and outcome.trace.guardrails:  # rule names, never values
+        response["x-aigateway-guardrails"] = guardrails_header(outcome.trace.guardrails)
     debug.add_trace_header(response, outcome.trace)  # only when asked and allowed
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from aigateway.audit.services import audit_record
+from aigateway.config_as_code.guardrails import plan_guardrail
 from aigateway.config_as_code.limits import plan_limit
 from aigateway.config_as_code.planning import Change, Planner
 from aigateway.config_as_code.providers_routes import plan_price, plan_provider, plan_route
@@ -47,6 +48,8 @@ def _build(planner: Planner) -> list[Change]:
         plan_organisation(planner, org)
     for limit in config.limits:
         plan_limit(planner, limit)
+    for policy in config.guardrails:  # after tenancy and routes: their targets may be new
+        plan_guardrail(planner, policy)
     return planner.changes
 
 

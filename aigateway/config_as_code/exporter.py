@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from aigateway.config_as_code.guardrails import export_guardrails
 from aigateway.config_as_code.limits import export_limits
 from aigateway.config_as_code.providers_routes import LIVE
 from aigateway.config_as_code.reader import STORED, secret_like
@@ -154,6 +155,7 @@ def export_data(skipped: list[str] | None = None) -> dict[str, Any]:
         "prices": _prices(),
         "organisations": [_organisation(o) for o in Organisation.objects.order_by("slug")],
         "limits": export_limits(),
+        "guardrails": export_guardrails(),
     }
 
 

@@ -16,6 +16,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
+from aigateway.config_as_code import guardrails
 from aigateway.config_as_code.reader import STORED, Fields
 from aigateway.config_as_code.specs import (
     ROUTE_SETTINGS,
@@ -47,7 +48,9 @@ USER_REF = re.compile(r"^[\w.@+-]+$")
 DEFAULT_ROTATION_DAYS = 90
 DEFAULT_AUDIT_RETENTION_DAYS = 365  # Organisation.audit_retention_days; 0: forever
 
-TOP_FIELDS = ("version", "providers", "routes", "prices", "organisations", "limits")
+TOP_FIELDS = (
+    "version", "providers", "routes", "prices", "organisations", "limits", "guardrails",
+)  # fmt: skip
 PROVIDER_FIELDS = (
     "name",
     "kind",
@@ -318,6 +321,9 @@ def parse_data(data: Any) -> GatewayConfig:
         prices=tuple(_price(p) for p in root.items("prices", PRICE_FIELDS)),
         organisations=tuple(_org(o) for o in root.items("organisations", ORG_FIELDS)),
         limits=tuple(_limit(x) for x in root.items("limits", LIMIT_FIELDS)),
+        guardrails=tuple(
+            guardrails.parse_guardrail(g) for g in root.items("guardrails", guardrails.FIELDS)
+        ),
     )
     _unique(config.providers, "name", "provider")
     _unique(config.routes, "name", "route")
@@ -327,6 +333,7 @@ def parse_data(data: Any) -> GatewayConfig:
             where = f"provider '{price.provider}'" if price.provider else "any provider"
             raise ConfigError(f"{price.path}: duplicate price of '{price.model}' for {where}")
     _unique(config.organisations, "slug", "organisation")
+    guardrails.check_unique(config.guardrails)
     labels = [x.label for x in config.limits]
     for i, limit in enumerate(config.limits):
         if limit.label in labels[:i]:

@@ -153,12 +153,33 @@ class LimitSpec:
 
 
 @dataclass(frozen=True)
+class GuardrailSpec:
+    """A guardrail policy (aigateway/config_as_code/guardrails.py)."""
+
+    path: str
+    scope: str  # org | team | route
+    target: str  # org: ORG · team: ORG/TEAM · route: ORG/ROUTE
+    enabled: bool
+    reversible: bool
+    max_prompt_tokens: int | None
+    max_messages: int | None
+    max_output_tokens: int | None
+    allowed_params: tuple[str, ...] | None  # None: any parameter
+    rules: tuple[dict[str, Any], ...]  # normalized (aigateway/guardrails/rules.py)
+
+    @property
+    def label(self) -> str:
+        return f"{self.scope} {self.target}"
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     providers: tuple[ProviderSpec, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
     prices: tuple[PriceSpec, ...] = ()
     organisations: tuple[OrgSpec, ...] = ()
     limits: tuple[LimitSpec, ...] = ()
+    guardrails: tuple[GuardrailSpec, ...] = ()
 
 
 def decimal_text(value: Decimal) -> str:

@@ -19,6 +19,7 @@ from aigateway.gateway.errors import GatewayError, InvalidRequest
 from aigateway.gateway.pipeline import CallContext, CallOutcome, _record, _recording_failures
 from aigateway.gateway.resilience import resilient_embeddings
 from aigateway.gateway.routes import RouteConfig, route_resolve
+from aigateway.guardrails import stage as guardrails
 from aigateway.quotas.rules import Demand
 from providers.pricing import call_cost
 from providers.tokens import count_embedding_tokens
@@ -66,6 +67,7 @@ async def embeddings_create(
     async with _recording_failures(ctx, request, outcome):
         with ctx.trace.stage("route"):
             route = embedding_route(await route_resolve(ctx.principal, request.model))
+        await guardrails.guardrails_embeddings(ctx, request, outcome)  # before tokens are counted
         with ctx.trace.stage("limits"):
             tokens = embedding_tokens(request, route)
             demand = Demand(tokens, tokens, uuid.uuid4().hex)

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ from aigateway.gateway.resilience import (
     resilient_stream_open,
 )
 from aigateway.gateway.routes import RouteConfig, route_resolve
+from aigateway.guardrails import stage as guardrails
 from aigateway.observability.calls import observe_call
 from aigateway.observability.trace import DecisionTrace
 from aigateway.usage.recorder import UsageEntry, usage_recorder
@@ -44,6 +46,9 @@ from providers.types import (
     ServedBy,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from aigateway.guardrails.engine import CallGuard
 
 # What a call may carry through the shared stages (recording, failures): every endpoint's
 # normalized request has the route name in ``model``.
@@ -101,6 +106,8 @@ class CallOutcome:
     # The answer's text, for the request log of teams that log prompts (never stored else).
     completion_text: str | None = None
     trace: DecisionTrace | None = None  # the call's trace (the door may reveal it)
+    # The call's guardrails (policy, redaction mapping; memory only), None without a policy.
+    guardrails: CallGuard | None = None
 
 
 def _record(
@@ -191,6 +198,9 @@ async def _admit(
     """Route and limits: the stages every call passes before any upstream is touched."""
     with ctx.trace.stage("route"):
         route = await route_resolve(ctx.principal, request.model)
+    # Before limits (a blocked call takes no quota) and the cache key (redacted values never
+    # reach either): aigateway/guardrails/stage.py.
+    await guardrails.guardrails_admit(ctx, request, outcome, provider_kind=_first_kind(route))
     with ctx.trace.stage("limits"):
         lease = await limits.limits_acquire(
             ctx.principal, route.name, request, provider_kind=_first_kind(route), trace=ctx.trace
@@ -237,16 +247,18 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
         route, lease = await _admit(ctx, request, outcome)
         cached = await _lookup(ctx, request, route, outcome)
         if cached is not None:
+            guardrails.guardrails_answer(ctx, outcome, cached.response)  # policies change
             await lease.settle(Usage())
             _record_hit(ctx, request, outcome, cached)
             cached.response.cost_usd = Decimal(0)  # the caller pays nothing for a hit
-            return cached.response, outcome
+            return guardrails.guardrails_reveal(outcome, cached.response), outcome
         try:
             response = await resilient_chat(route, request, outcome.attempts, ctx.deadline(route))
         except GatewayError:
             await lease.settle(None)
             raise
         outcome.served_by = response.served_by
+        guardrails.guardrails_answer(ctx, outcome, response)  # before it is cached or logged
         outcome.completion_text = response.content
         response.cost_usd = await call_cost(
             provider=response.served_by.provider,
@@ -260,7 +272,7 @@ async def chat_complete(ctx: CallContext, request: ChatRequest) -> tuple[ChatRes
     _record(
         ctx, request, outcome, status_code=200, usage=response.usage, cost_usd=response.cost_usd
     )
-    return response, outcome
+    return guardrails.guardrails_reveal(outcome, response), outcome  # the requester's view
 
 
 @dataclass(slots=True)
@@ -289,8 +301,10 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
         route, lease = await _admit(ctx, request, outcome)
         cached = await _lookup(ctx, request, route, outcome)
         if cached is not None:
+            guardrails.guardrails_answer(ctx, outcome, cached.response)  # policies change
             await lease.settle(Usage())
-            return ChatStream(chunks=_replay(ctx, request, outcome, cached), outcome=outcome)
+            replay = _replay(ctx, request, outcome, cached)
+            return ChatStream(chunks=guardrails.reveal_stream(outcome, replay), outcome=outcome)
         try:
             opened = await resilient_stream_open(
                 route, request, outcome.attempts, ctx.deadline(route)
@@ -298,6 +312,7 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
         except GatewayError:
             await lease.settle(None)
             raise
+    opened = guardrails.guard_stream(ctx, outcome, opened)  # output rules before chunks leave
     target = opened.target
     served = ServedBy(target.provider_name, target.deployment_id, target.upstream_model)
     outcome.served_by = served
@@ -371,7 +386,8 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
             _record(ctx, request, outcome, status_code=status, usage=usage,
                     error_type=error_type, ttft_ms=ttft_ms, cost_usd=cost)  # fmt: skip
 
-    return ChatStream(chunks=relay(), outcome=outcome, abandon=abandon)
+    chunks = guardrails.reveal_stream(outcome, relay())  # placeholders restored last
+    return ChatStream(chunks=chunks, outcome=outcome, abandon=abandon)
 
 
 async def _replay(

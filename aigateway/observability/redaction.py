@@ -21,18 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-
-def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum every payment card number satisfies."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+from aigateway.guardrails.validators import luhn_valid  # shared with the guardrails
 
 
 def _card_number(text: str) -> bool:

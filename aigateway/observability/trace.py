@@ -66,6 +66,16 @@ class Failover:
 
 
 @dataclass(slots=True)
+class GuardrailNote:
+    """A guardrail rule that matched (names and counts only, never the matched text)."""
+
+    rule: str  # the detector or limit: pii.email, injection.ignore_previous, max_messages, …
+    action: str  # block | redact | flag
+    direction: str  # input | output
+    count: int = 1
+
+
+@dataclass(slots=True)
 class _Stage:
     """``with trace.stage("limits"):`` times a stage even when it raises."""
 
@@ -99,6 +109,7 @@ class DecisionTrace:
     retries: list[Retry] = field(default_factory=list)
     failovers: list[Failover] = field(default_factory=list)
     served: AttemptRecord | None = None
+    guardrails: list[GuardrailNote] = field(default_factory=list)  # aigateway/guardrails
     # Set by the door when the caller asked for the trace and may see it.
     reveal: bool = False
 
@@ -143,6 +154,13 @@ class DecisionTrace:
     def failover(self, from_id: int | None, to_id: int | None, reason: str) -> None:
         self.failovers.append(Failover(from_id, to_id, reason))
 
+    def guardrail(self, rule: str, action: str, direction: str) -> None:
+        for note in self.guardrails:
+            if note.rule == rule and note.action == action and note.direction == direction:
+                note.count += 1
+                return
+        self.guardrails.append(GuardrailNote(rule, action, direction))
+
     # -- reading -------------------------------------------------------------------------
     def upstream_seconds(self) -> float:
         """Time spent waiting on upstreams (every attempt; a stream's until its first chunk)."""
@@ -160,7 +178,7 @@ class DecisionTrace:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe: str keys, and str, int, float, bool, None, lists and dicts as values."""
-        return {
+        data: dict[str, Any] = {
             "stages": [
                 {"name": s.name, "start_ms": self._ms(s.start), "duration_ms": _ms(s.end - s.start)}
                 for s in self.stages
@@ -194,6 +212,12 @@ class DecisionTrace:
             ],
             "served_by": None if self.served is None else _served(self.served),
         }
+        if self.guardrails:  # only calls a guardrail matched carry the key
+            data["guardrails"] = [
+                {"rule": g.rule, "action": g.action, "direction": g.direction, "count": g.count}
+                for g in self.guardrails
+            ]
+        return data
 
     def _attempt(self, a: AttemptRecord) -> dict[str, Any]:
         return {

@@ -101,6 +101,7 @@ class TraceView:
     retries: list[dict[str, str]] = field(default_factory=list)
     failovers: list[dict[str, str]] = field(default_factory=list)
     served_by: dict[str, str] | None = None
+    guardrails: list[dict[str, str]] = field(default_factory=list)  # matched rules, no values
 
 
 @dataclass(frozen=True)
@@ -209,4 +210,9 @@ def _trace(trace: dict[str, Any]) -> TraceView:
             for f in _dicts(trace.get("failovers"))
         ],
         served_by=attempt(served) if isinstance(served, dict) else None,
+        guardrails=[
+            {"rule": _text(g.get("rule")), "action": _text(g.get("action")),
+             "direction": _text(g.get("direction")), "count": _text(g.get("count"))}
+            for g in _dicts(trace.get("guardrails"))
+        ],
     )  # fmt: skip

@@ -1,7 +1,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from aigateway.web import audit_views, breakers_views, cache_views, limits_views, views
+from aigateway.web import (
+    audit_views,
+    breakers_views,
+    cache_views,
+    guardrails_views,
+    limits_views,
+    views,
+)
 
 app_name = "web"
 urlpatterns = [
@@ -27,6 +34,10 @@ urlpatterns = [
     path("audit/<int:pk>/", audit_views.audit_detail, name="audit_detail"),
     path("cache/", cache_views.cache_page, name="cache"),
     path("cache/teams/<int:pk>/purge/", cache_views.cache_purge_view, name="cache_purge"),
+    path("guardrails/", guardrails_views.guardrails_page, name="guardrails"),
+    path("guardrails/try/", guardrails_views.guardrail_try, name="guardrail_try"),
+    path("guardrails/<int:pk>/edit/", guardrails_views.guardrail_edit, name="guardrail_edit"),
+    path("guardrails/<int:pk>/delete/", guardrails_views.guardrail_delete, name="guardrail_delete"),
     path("limits/", limits_views.limits_page, name="limits"),
     path("limits/usage/", limits_views.limits_usage, name="limits_usage"),
     path("limits/<int:pk>/edit/", limits_views.limit_edit, name="limit_edit"),

@@ -99,6 +99,7 @@ def test_export_of_an_empty_database() -> None:
         "prices": [],
         "organisations": [],
         "limits": [],
+        "guardrails": [],
     }
 
 
