@@ -20,6 +20,8 @@ DEFAULT_API_VERSION = "2024-10-21"
 
 
 class AzureOpenAIAdapter(OpenAIAdapter):
+    # Chat stays on the SDK: Azure's deployment URLs, api-version and Entra ID tokens are its.
+    lean_wire = False
     token_provider: EntraTokenProvider | None = None
 
     def make_client(self, target: DeploymentTarget, timeout: httpx2.Timeout) -> openai.AsyncOpenAI:

@@ -1,10 +1,16 @@
-"""Turn SDK exceptions into our ProviderError classes (see providers/errors.py)."""
+"""Turn upstream failures into our ProviderError classes (see providers/errors.py).
+
+Two entry points: the SDKs' exceptions (``map_openai_error``, ``map_anthropic_error``) and a
+non-2xx answer's raw parts (``map_status``, for the lean OpenAI wire client in
+providers/openai_wire.py). Both end in one status mapping, so an upstream's error means the
+same whichever client received it.
+"""
 
 from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -37,10 +43,18 @@ def parse_retry_after(headers: object) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _error_fields(exc: APIStatusError) -> tuple[str, str]:
+# The message of every answer we could not parse (bad JSON, wrong shape, an error event in a
+# stream that had already answered 200).
+UNREADABLE = "the upstream sent a response we could not read"
+
+
+def unreadable(provider: str) -> errors.ServerError:
+    return errors.ServerError(UNREADABLE, provider=provider)
+
+
+def _error_fields(body: object) -> tuple[str, str]:
     """(code, message) from an OpenAI body {"error": {code, message}} or an Anthropic body
     {"type": "error", "error": {"type", "message"}}."""
-    body = exc.body if isinstance(exc.body, dict) else {}
     inner = body.get("error", body) if isinstance(body, dict) else {}
     if not isinstance(inner, dict):
         return "", ""
@@ -84,27 +98,59 @@ ANTHROPIC_ERROR_STATUS = {
 }
 
 
+def map_status(
+    status: int,
+    headers: Mapping[str, str],
+    body: object,
+    provider: str,
+    *,
+    credentials: Iterable[str] = (),
+) -> errors.ProviderError:
+    """A non-2xx answer from its raw parts: ``headers`` (case-insensitive), ``body`` the parsed
+    JSON body as received (None when it was not JSON), ``credentials`` the secrets that were
+    sent with the request (redacted from any upstream message we keep)."""
+    # Unwrap {"error": {...}} as the openai SDK does before it fills APIStatusError.body, so a
+    # body maps exactly as it did through the SDK.
+    data = body.get("error", body) if isinstance(body, dict) else body
+    return _map_status(status, headers, data, provider, credentials)
+
+
 def _map_status_error(exc: APIStatusError, provider: str) -> errors.ProviderError:
+    return _map_status(
+        exc.status_code,
+        exc.response.headers,
+        exc.body,
+        provider,
+        _sent_credentials(exc.request.headers),
+    )
+
+
+def _map_status(
+    status_code: int,
+    headers: Mapping[str, str],
+    body: object,
+    provider: str,
+    credentials: Iterable[str],
+) -> errors.ProviderError:
     common: dict[str, Any] = {
         "provider": provider,
-        "upstream_status": exc.status_code,
-        "provider_request_id": exc.response.headers.get("x-request-id")
-        or exc.response.headers.get("request-id"),
+        "upstream_status": status_code,
+        "provider_request_id": headers.get("x-request-id") or headers.get("request-id"),
     }
-    code, message = _error_fields(exc)
-    status = exc.status_code
+    code, message = _error_fields(body)
+    status = status_code
     if status < 400:  # an error event mid-stream: classify it by its type, not by the 200
         status = ANTHROPIC_ERROR_STATUS.get(code, 500)
     if status == 429:
         return errors.RateLimited(
             "the upstream rate limit was hit",
-            retry_after=parse_retry_after(exc.response.headers),
+            retry_after=parse_retry_after(headers),
             **common,
         )
     if status in (503, 529) or code == "overloaded_error":
         return errors.Overloaded("the upstream is overloaded", **common)
     if status >= 500:
-        how = f"HTTP {status}" if status == exc.status_code else f"{code or 'an error'} mid-stream"
+        how = f"HTTP {status}" if status == status_code else f"{code or 'an error'} mid-stream"
         return errors.ServerError(f"the upstream failed with {how}", **common)
     if status in (401, 403):
         return errors.AuthFailed("the upstream refused the gateway's credential", **common)
@@ -115,7 +161,7 @@ def _map_status_error(exc: APIStatusError, provider: str) -> errors.ProviderErro
     ):
         return errors.ContentFiltered("the upstream's content filter refused it", **common)
     text = message or f"the upstream rejected the request (HTTP {status})"
-    return errors.BadRequest(_redact_credential(text, exc)[:500], **common)
+    return errors.BadRequest(_redact(text, credentials)[:500], **common)
 
 
 def _map_sdk_error(
@@ -133,7 +179,7 @@ def _map_sdk_error(
     if isinstance(exc, status_error):
         return _map_status_error(exc, provider)  # type: ignore[arg-type]
     # Malformed bodies and anything else the SDK raises: the upstream misbehaved.
-    return errors.ServerError("the upstream sent a response we could not read", provider=provider)
+    return unreadable(provider)
 
 
 def map_openai_error(exc: Exception, provider: str) -> errors.ProviderError:
@@ -158,14 +204,18 @@ def map_anthropic_error(exc: Exception, provider: str) -> errors.ProviderError:
     )
 
 
-def _redact_credential(text: str, exc: APIStatusError) -> str:
-    """Upstreams may echo the key they were sent; the gateway's credential must not leak."""
-    headers = exc.request.headers
-    for secret in (
+def _sent_credentials(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The secrets an SDK request carried (OpenAI/Anthropic Bearer, Azure, Anthropic keys)."""
+    return (
         headers.get("authorization", "").removeprefix("Bearer "),
         headers.get("api-key", ""),
         headers.get("x-api-key", ""),
-    ):
+    )
+
+
+def _redact(text: str, credentials: Iterable[str]) -> str:
+    """Upstreams may echo the key they were sent; the gateway's credential must not leak."""
+    for secret in credentials:
         secret = secret.strip()
         if len(secret) >= 8:
             text = text.replace(secret, "[redacted]")

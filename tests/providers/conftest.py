@@ -65,7 +65,8 @@ async def adapters() -> AsyncIterator[list[ProviderAdapter]]:
     built: list[ProviderAdapter] = []
     yield built
     for adapter in built:
-        await adapter.client.close()  # type: ignore[attr-defined]
+        close = getattr(adapter, "aclose", None) or adapter.client.close  # type: ignore[attr-defined]
+        await close()
 
 
 @pytest.fixture

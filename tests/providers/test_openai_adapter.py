@@ -1,5 +1,6 @@
-"""The OpenAI adapter, through the real ``openai`` SDK and its aiohttp transport, against the
-wire-level fake upstream (tests/fakes/upstream.py). No database: the adapter reads settings.
+"""The OpenAI adapter (chat through its lean wire client, providers/openai_wire.py; models
+through the real ``openai`` SDK) against the wire-level fake upstream (tests/fakes/upstream.py).
+No database: the adapter reads settings.
 
 What it shares with the other adapters (error mapping, timeouts, resets, max_tokens, streamed
 tool calls) is in test_adapter_contract.py; here is the OpenAI wire format."""

@@ -1,5 +1,6 @@
 """Kind ``openai_compatible`` (vLLM, Ollama, LM Studio, …): the OpenAI adapter against a
-server that needs no key, through the real ``openai`` SDK and the wire-level fake upstream."""
+server that needs no key (chat through the lean wire client, models through the real ``openai``
+SDK), against the wire-level fake upstream."""
 
 from __future__ import annotations
 
