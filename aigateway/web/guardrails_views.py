@@ -11,8 +11,6 @@ like the page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 import yaml
@@ -34,6 +32,7 @@ from aigateway.guardrails.selectors import (
     target_resolve,
 )
 from aigateway.guardrails.services import PolicyValues, policy_delete, policy_set
+from aigateway.web.denied import denied_as_page
 
 LIMITS = ("max_prompt_tokens", "max_messages", "max_output_tokens")
 RULES_HELP = (
@@ -148,16 +147,9 @@ def policy_initial(policy: GuardrailPolicy) -> dict[str, Any]:
     }
 
 
-def _denied_as_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except PermissionDenied as exc:
-            context = {"nav": "guardrails", "reason": str(exc) or "You may not do this."}
-            return render(request, "web/guardrails/denied.html", context, status=403)
-
-    return wrapper
+_denied_as_page = denied_as_page(
+    nav="guardrails", back_to="web:dashboard", back_label="Back to the overview"
+)
 
 
 def _page(

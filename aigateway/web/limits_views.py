@@ -9,8 +9,6 @@ but not change is 403; an invalid form is 400, re-rendered with its errors.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django import forms
@@ -31,6 +29,7 @@ from aigateway.quotas.services import (
     limit_describe,
     limit_set,
 )
+from aigateway.web.denied import denied_as_page
 
 TARGET = re.compile(r"^(org|team|key|user|deployment):(\d{1,18})$")
 FIELDS = ("value", "burst", "soft_threshold_percent", "enabled")
@@ -99,18 +98,7 @@ class LimitForm(LimitValuesForm):
         super().add_service_errors(ValidationError(renamed))
 
 
-def _denied_as_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """PermissionDenied → a 403 page that says why, in a sentence."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except PermissionDenied as exc:
-            context = {"nav": "limits", "reason": str(exc) or "You may not do this."}
-            return render(request, "web/limits/denied.html", context, status=403)
-
-    return wrapper
+_denied_as_page = denied_as_page(nav="limits", back_to="web:limits", back_label="Back to limits")
 
 
 def _visible_limit(request: HttpRequest, pk: int) -> tuple[Limit, Target]:
