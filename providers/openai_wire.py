@@ -55,6 +55,11 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context(trust_env=True)
 
 
+def warm_up() -> None:
+    """Load the CA bundle at startup: its first load reads files on the event loop."""
+    _ssl_context()
+
+
 def _dumps(params: dict[str, object]) -> bytes:
     # As the SDK serialized (ensure_ascii=False, allow_nan=False): a value it refused
     # (NaN, a lone surrogate) is refused here too, with the same ValueError.
