@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -152,12 +153,10 @@ class LiveGateway:
         return self.base_url + "/v1"
 
 
-@pytest.fixture
-def live_gateway(transactional_db: None) -> Iterator[LiveGateway]:
-    """The real ASGI app under uvicorn on 127.0.0.1, in a thread of this test process."""
+@contextmanager
+def serve_asgi(application: object) -> Iterator[LiveGateway]:
+    """Serve an ASGI app under uvicorn on 127.0.0.1, in a thread of this test process."""
     import uvicorn
-
-    from aigateway.asgi import application
 
     port = free_port()
     config = uvicorn.Config(
@@ -172,9 +171,20 @@ def live_gateway(transactional_db: None) -> Iterator[LiveGateway]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the gateway did not start")
         time.sleep(0.02)
-    yield LiveGateway(base_url=f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield LiveGateway(base_url=f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_gateway(transactional_db: None) -> Iterator[LiveGateway]:
+    """The real ASGI app under uvicorn on 127.0.0.1, in a thread of this test process."""
+    from aigateway.asgi import application
+
+    with serve_asgi(application) as gateway:
+        yield gateway
 
 
 # -- the cast -------------------------------------------------------------------------------
