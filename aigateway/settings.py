@@ -52,6 +52,14 @@ INSTALLED_APPS = [
     "aigateway.web.apps.WebConfig",
     "aigateway.batches.apps.BatchesConfig",
     "aigateway.guardrails.apps.GuardrailsConfig",
+    # Single sign-on (SAML, docs/sso.md): allauth's SAML provider, configured per organisation
+    # at runtime (SocialApp rows written by auth/sso/services.py), and our SSO app.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.saml",
+    "auth.sso.apps.SSOConfig",
+    "aigateway.playground.apps.PlaygroundConfig",
 ]
 
 MIDDLEWARE = [
@@ -60,6 +68,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Signs an SSO session out at its next request once the user has no role left (one query,
+    # SSO sessions only), and gives allauth its request context.
+    "auth.sso.middleware.sso_session_middleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -230,6 +242,37 @@ AIGATEWAY_AUDIT_FLUSH_BATCH = env_int("AIGATEWAY_AUDIT_FLUSH_BATCH", 500)
 # Retention of audit events that belong to no organisation (sign-ins, system events, purge
 # records); an organisation's own events follow Organisation.audit_retention_days. 0: forever.
 AIGATEWAY_AUDIT_RETENTION_DAYS = env_int("AIGATEWAY_AUDIT_RETENTION_DAYS", 365)
+
+# Single sign-on (docs/sso.md). The SP entity id and ACS URL of an organisation are built from
+# this base URL, never from the request's Host: <base>/accounts/saml/<org-slug>/metadata/.
+AIGATEWAY_SAML_SP_BASE_URL = env_str("AIGATEWAY_SAML_SP_BASE_URL", "http://127.0.0.1:8000")
+# How long a seen assertion/response id is refused again (longer than any assertion lives).
+AIGATEWAY_SAML_REPLAY_SECONDS = env_int("AIGATEWAY_SAML_REPLAY_SECONDS", 24 * 3600)
+AIGATEWAY_SAML_METADATA_TIMEOUT = env_float("AIGATEWAY_SAML_METADATA_TIMEOUT", 10.0)
+# Optional SP key pair (PEM; use the _FILE variants): signs AuthnRequests and logout messages
+# and is published in the SP metadata. Some IdPs (Okta SLO) require signed logout requests.
+AIGATEWAY_SAML_SP_PRIVATE_KEY = env_str("AIGATEWAY_SAML_SP_PRIVATE_KEY", "")
+AIGATEWAY_SAML_SP_CERTIFICATE = env_str("AIGATEWAY_SAML_SP_CERTIFICATE", "")
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+ACCOUNT_ADAPTER = "auth.sso.adapter.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "auth.sso.adapter.SocialAccountAdapter"
+# Our provider subclass: explicit SP entity id/ACS, strict settings, extra checks, replay cache.
+SOCIALACCOUNT_PROVIDERS = {"saml": {"provider_class": "auth.sso.provider.GatewaySAMLProvider"}}
+SOCIALACCOUNT_AUTO_SIGNUP = True  # JIT: accounts are made from the assertion, no signup form
+SOCIALACCOUNT_LOGIN_ON_GET = False  # GET .../login/ shows a confirm form (no login CSRF)
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never attach an IdP login to a local account
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_UNIQUE_EMAIL = False  # two IdPs may assert one address: two separate accounts
+# Browser sessions (dashboard, SSO) end after this long; an IdP's SessionNotOnOrAfter may
+# shorten an SSO session further.
+SESSION_COOKIE_AGE = env_int("AIGATEWAY_SESSION_SECONDS", 8 * 3600)
+# Behind a TLS-terminating proxy (docs/sso.md): SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO
+# makes Django see https, so SAML's destination check and secure cookies work.
+if env_str("SECURE_PROXY_SSL_HEADER", ""):
+    SECURE_PROXY_SSL_HEADER = (env_str("SECURE_PROXY_SSL_HEADER"), "https")
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the cookie-less meta tag; keep default

@@ -19,6 +19,13 @@ class Organisation(models.Model):
     audit_retention_days = models.PositiveIntegerField(
         default=365, help_text="Delete audit events older than this many days (0: keep forever)."
     )
+    # Off: people of this organisation sign in through its IdP only; break-glass accounts
+    # (password + TOTP, docs/sso.md) still may use the password form.
+    local_login_enabled = models.BooleanField(
+        default=True,
+        help_text="Allow password sign-in for this organisation's users (break-glass "
+        "accounts with a TOTP factor always may).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -36,6 +43,13 @@ class Team(models.Model):
     log_prompts = models.BooleanField(
         default=False,
         help_text="Write prompts and completions (redacted) into this team's request logs.",
+    )
+    # Off by default: a playground run is its author's alone. On: the team's admins see the
+    # metadata of members' runs (route, tokens, cost, time), never the prompt or the answer.
+    playground_history_visible_to_admins = models.BooleanField(
+        default=False,
+        help_text="Team admins see the metadata (never prompts or answers) of members' "
+        "playground runs.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

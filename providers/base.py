@@ -98,3 +98,13 @@ def get_adapter(target: DeploymentTarget) -> ProviderAdapter:
         adapter = factory(target)
         per_loop[target.pool_key] = adapter
     return adapter
+
+
+def adapter_new(target: DeploymentTarget) -> ProviderAdapter:
+    """A fresh adapter outside the per-process cache, for one-off calls (a dashboard's
+    connection test with a secret no deployment uses yet); the caller closes it."""
+    try:
+        factory = _factories[target.provider_kind]
+    except KeyError:
+        raise LookupError(f"no adapter for provider kind {target.provider_kind!r}") from None
+    return factory(target)

@@ -8,6 +8,7 @@ number of the last event of a page, so pages stay stable while new events arrive
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from aigateway.audit.models import AuditEvent
 from auth.roles import roles_of
 
 MAX_PAGE = 200
+EXPORT_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,26 @@ def audit_events_for_user(
     more = len(rows) > limit
     rows = rows[:limit]
     return AuditPage(rows, str(rows[-1].sequence) if more and rows else None)
+
+
+def audit_events_batches(
+    user: AbstractBaseUser | AnonymousUser, *, filters: AuditFilters, batch: int | None = None
+) -> Iterator[list[AuditEvent]]:
+    """Every event ``user`` may read that matches ``filters``, newest first, ``batch`` (default
+    EXPORT_BATCH) at a time (CSV export). Each batch is one keyset query on ``sequence``,
+    however deep. PermissionDenied (at the first batch) for users who may read none."""
+    batch = batch or EXPORT_BATCH
+    events = AuditEvent.objects.filter(_visible(user) & _filters(filters)).order_by("-sequence")
+    before: int | None = None
+    while True:
+        page = events if before is None else events.filter(sequence__lt=before)
+        rows = list(page[:batch])
+        if not rows:
+            return
+        yield rows
+        if len(rows) < batch:
+            return
+        before = rows[-1].sequence
 
 
 def audit_event_get_for_user(user: AbstractBaseUser | AnonymousUser, pk: int) -> AuditEvent:

@@ -127,6 +127,7 @@ def _team(team: Team) -> dict[str, Any]:
         "slug": team.slug,
         "name": team.name,
         "log_prompts": team.log_prompts,
+        "playground_history_visible_to_admins": team.playground_history_visible_to_admins,
         "routes": sorted(team.allowed_routes.values_list("name", flat=True)),
         "members": _members(team.memberships),
         "api_keys": [

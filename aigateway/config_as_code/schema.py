@@ -79,7 +79,8 @@ MAX_CACHE_TTL = 7 * 24 * 3600  # cache.ttl_seconds: a week
 MIN_THRESHOLD, MAX_THRESHOLD = 0.5, 1.0  # cache.semantic_threshold (cosine similarity)
 PRICE_FIELDS = ("provider", "model", "input_per_million", "output_per_million")
 ORG_FIELDS = ("slug", "name", "members", "teams", "audit_retention_days")
-TEAM_FIELDS = ("slug", "name", "log_prompts", "routes", "members", "api_keys")
+TEAM_FIELDS = ("slug", "name", "log_prompts", "playground_history_visible_to_admins", "routes",
+               "members", "api_keys")  # fmt: skip
 KEY_FIELDS = ("name", "prefix", "secret", "routes", "expires_at", "revoked")
 LIMIT_FIELDS = (
     "scope",
@@ -273,6 +274,7 @@ def _team(m: Fields) -> TeamSpec:
         _members(m, list(TeamRole.values)),
         keys,
         m.flag("log_prompts", False),
+        m.flag("playground_history_visible_to_admins", False),
     )
 
 

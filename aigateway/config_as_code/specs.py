@@ -122,6 +122,8 @@ class TeamSpec:
     members: tuple[MemberSpec, ...]
     api_keys: tuple[ApiKeySpec, ...]
     log_prompts: bool = False  # request logs carry prompts and completions (redacted)
+    # team admins see the metadata of members' playground runs (docs/playground.md)
+    playground_history_visible_to_admins: bool = False
 
 
 @dataclass(frozen=True)

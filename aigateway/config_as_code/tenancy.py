@@ -102,15 +102,19 @@ def _team(p: Planner, org_spec: OrgSpec, spec: TeamSpec, org: Organisation | Non
     def create() -> None:
         org = Organisation.objects.get(slug=org_spec.slug)
         team = Team.objects.create(
-            organisation=org, slug=spec.slug, name=spec.name, log_prompts=spec.log_prompts
-        )
+            organisation=org, slug=spec.slug, name=spec.name, log_prompts=spec.log_prompts,
+            playground_history_visible_to_admins=spec.playground_history_visible_to_admins,
+        )  # fmt: skip
         team.allowed_routes.set(Route.objects.filter(name__in=spec.routes))
         audited.created(team)
 
     if team is None:
         p.add("create", "team", label, f"routes {fmt(routes)}", create)
     else:
-        p.update("team", label, team, {"name": spec.name, "log_prompts": spec.log_prompts})
+        p.update("team", label, team, {
+            "name": spec.name, "log_prompts": spec.log_prompts,
+            "playground_history_visible_to_admins": spec.playground_history_visible_to_admins,
+        })  # fmt: skip
         current = sorted(team.allowed_routes.values_list("name", flat=True))
         if current != routes:
             notes = f"routes {fmt(current)} → {fmt(routes)}"

@@ -108,6 +108,12 @@ class CallOutcome:
     trace: DecisionTrace | None = None  # the call's trace (the door may reveal it)
     # The call's guardrails (policy, redaction mapping; memory only), None without a policy.
     guardrails: CallGuard | None = None
+    # What was recorded once the call ended (set by ``_record``; a stream's after its last
+    # chunk): the playground shows them with each answer.
+    usage: Usage | None = None
+    cost_usd: Decimal = Decimal(0)
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
 
 
 def _record(
@@ -150,6 +156,8 @@ def _record(
         saved_tokens=saved_tokens,
         saved_cost_usd=saved_cost,
     )
+    outcome.usage, outcome.cost_usd = usage, cost_usd
+    outcome.latency_ms, outcome.ttft_ms = entry.latency_ms, ttft_ms
     usage_recorder.record(entry)
     audit_api_call(ctx, entry, outcome)  # buffered: metadata only, never prompt or answer
     observe_call(ctx, request, entry, outcome, started=recording)  # log line, metrics, spans
@@ -290,6 +298,15 @@ async def _nothing() -> None:
     return None
 
 
+async def _aclose(iterator: AsyncIterator[ChatChunk]) -> None:
+    """Close an upstream iterator now (its connection is dropped), not whenever the garbage
+    collector finalizes it: the upstream must stop generating what nobody reads."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+
+
 async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
     """Open a stream (failover allowed until the first chunk) and return it.
 
@@ -343,8 +360,8 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
         error_type = ""
         status = 200
         collected = StreamAccumulator()
+        chunk: ChatChunk | None = opened.first
         try:
-            chunk: ChatChunk | None = opened.first
             iterator = opened.rest
             while chunk is not None:
                 if chunk.usage is not None:
@@ -372,6 +389,8 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
                 await breaker_note(target, ok=False)
             raise
         finally:
+            if chunk is not None:  # left early (closed, cancelled, failed): stop the upstream
+                await _aclose(opened.rest)
             ctx.trace.add_stage("stream", streaming)
             outcome.completion_text = "".join(collected.content)
             if usage is None:  # cut short: count what was produced (~4 chars per token)

@@ -97,3 +97,26 @@ def principal_for_api_key_id(api_key_id: int) -> Principal | None:
     if principal.expires_at is not None and principal.expires_at <= timezone.now():
         return None
     return principal
+
+
+def principal_for_team_member(user_id: int, team_id: int) -> Principal | None:
+    """The browser door (playground): a signed-in user acting for one of their teams, with
+    the team's routes, limits and policies, and the user's own limits; usage and audit name
+    both. None when the user is not a member of that team. Synchronous (ORM): call it
+    through ``run_db`` from async code."""
+    from auth.models import Team
+
+    team = (
+        Team.objects.filter(pk=team_id, memberships__user_id=user_id)
+        .prefetch_related("allowed_routes")
+        .first()
+    )
+    if team is None:
+        return None
+    return Principal(
+        organisation_id=team.organisation_id,
+        team_id=team.pk,
+        allowed_routes=frozenset(r.name for r in team.allowed_routes.all()),
+        user_id=user_id,
+        log_prompts=team.log_prompts,
+    )

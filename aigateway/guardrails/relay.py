@@ -252,29 +252,35 @@ async def _revealed(
                 deltas.append(ToolCallDelta(index, arguments=arguments))
         return content.flush(), deltas
 
-    async for chunk in chunks:
-        text = content.feed(chunk.content) if chunk.content else chunk.content
-        deltas = chunk.tool_calls
-        if deltas:
-            deltas = [
-                dataclasses.replace(
-                    d,
-                    arguments=tools.setdefault(
-                        d.index, _Restorer(redactions, json_string=True)
-                    ).feed(d.arguments),
-                )
-                for d in deltas
-            ]
-        if chunk.finish_reason is not None:
-            rest, more = leftovers()
-            text = (text or "") + rest or text
-            deltas = [*deltas, *more]
-        if text is not chunk.content or deltas is not chunk.tool_calls:
-            chunk = dataclasses.replace(chunk, content=text, tool_calls=deltas)
-        yield chunk
-    rest, more = leftovers()  # a stream cut short: what was held back still goes out
-    if rest or more:
-        yield ChatChunk(content=rest or None, tool_calls=more)
+    try:
+        async for chunk in chunks:
+            text = content.feed(chunk.content) if chunk.content else chunk.content
+            deltas = chunk.tool_calls
+            if deltas:
+                deltas = [
+                    dataclasses.replace(
+                        d,
+                        arguments=tools.setdefault(
+                            d.index, _Restorer(redactions, json_string=True)
+                        ).feed(d.arguments),
+                    )
+                    for d in deltas
+                ]
+            if chunk.finish_reason is not None:
+                rest, more = leftovers()
+                text = (text or "") + rest or text
+                deltas = [*deltas, *more]
+            if text is not chunk.content or deltas is not chunk.tool_calls:
+                chunk = dataclasses.replace(chunk, content=text, tool_calls=deltas)
+            yield chunk
+        rest, more = leftovers()  # a stream cut short: what was held back still goes out
+        if rest or more:
+            yield ChatChunk(content=rest or None, tool_calls=more)
+    finally:  # closed early (the client left): close the relay, and so the upstream
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
 
 
 def reveal_stream(

@@ -18,10 +18,10 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Q, QuerySet, Sum
 
 from aigateway.usage.models import UsageRecord
+from aigateway.usage.sql import UtcBucket
 from auth.models import ApiKey, Team, TeamRole
 from auth.roles import roles_of
 
@@ -90,6 +90,14 @@ def _range(filters: UsageFilters) -> Q:
     return q
 
 
+def usage_records_for_user(
+    *, user: AbstractBaseUser | AnonymousUser, filters: UsageFilters
+) -> QuerySet[UsageRecord]:
+    """The calls ``user`` may see that match ``filters`` (the dashboard's Usage page and its
+    CSV export list them; ``usage_aggregate`` sums them)."""
+    return UsageRecord.objects.filter(usage_visible(user) & _range(filters))
+
+
 def _labels(group_by: str, keys: list[object]) -> dict[object, str]:
     ids = [k for k in keys if isinstance(k, int)]
     if group_by == "team":
@@ -106,9 +114,11 @@ def usage_aggregate(
     """Totals per ``group_by`` value (days ascending; otherwise most requests first)."""
     if group_by not in GROUPS:
         raise ValueError(f"group_by must be one of {', '.join(GROUPS)}")
-    records = UsageRecord.objects.filter(usage_visible(user) & _range(filters))
+    records = usage_records_for_user(user=user, filters=filters)
     if group_by == "day":
-        records = records.annotate(day=TruncDate("created_at", tzinfo=UTC))
+        # The UTC day as text (YYYY-MM-DD), in plain SQL on SQLite too (TruncDate would call
+        # a Python function per row there).
+        records = records.annotate(day=UtcBucket("created_at", "day"))
     column = GROUPS[group_by]
     rows = list(
         records.values(column)

@@ -40,6 +40,9 @@ Error faults accept ``message=`` to override the error message, and ``retry_afte
 ``retry-after`` header to any error. Every response carries ``x-request-id: fake-req-<n>``
 (``n`` counts requests from 1; Anthropic routes also get ``request-id``).
 
+A stream whose client leaves before its last frame is noted in ``streams_cut`` (path, frames
+sent, frames in all): tests check there that the gateway closed the upstream connection.
+
 ``/v1/messages`` wants a key (``x-api-key``, or ``Authorization: Bearer`` as anthropic SDK 2.x
 sends it), ``anthropic-version`` and ``max_tokens``, like the real API. With
 ``FakeUpstream(api_key=...)`` every route also refuses any other key with a 401.
@@ -80,6 +83,15 @@ class RecordedRequest:
     query: dict[str, str] = field(default_factory=dict)  # the query string, parsed
 
 
+@dataclass(frozen=True, slots=True)
+class StreamCut:
+    """A stream the client closed before its end (the fake saw the connection go)."""
+
+    path: str
+    frames_sent: int
+    frames_total: int
+
+
 @dataclass(slots=True)
 class _Fault:
     kind: str
@@ -107,6 +119,7 @@ class FakeUpstream:
         self.port = 0
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
+        self._cuts: list[StreamCut] = []
         self._faults: deque[_Fault] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -190,6 +203,16 @@ class FakeUpstream:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def streams_cut(self) -> list[StreamCut]:
+        """Streams whose client went away before the last frame, oldest first."""
+        with self._lock:
+            return list(self._cuts)
+
+    def _note_cut(self, request: web.Request, sent: int, total: int) -> None:
+        with self._lock:
+            self._cuts.append(StreamCut(request.path, sent, total))
+
     def push_fault(
         self, kind: str, count: int = 1, *, path: str | None = None, **options: Any
     ) -> None:
@@ -205,6 +228,7 @@ class FakeUpstream:
         with self._lock:
             self._requests.clear()
             self._faults.clear()
+            self._cuts.clear()
 
     def _admit(self, request: web.Request, body: Any, raw: bytes) -> tuple[int, _Fault | None]:
         """Record the request and take the first pending fault that matches it."""
@@ -375,6 +399,7 @@ class FakeUpstream:
         )
         default_after = {"reset_mid_stream": 2, "stall": 1, "error_mid_stream": 2}
         after = int(fault.options.get("after", default_after[fault.kind])) if fault else -1
+        sent = 0
         try:
             await response.prepare(request)
             for index, frame in enumerate(frames):
@@ -394,9 +419,13 @@ class FakeUpstream:
                 if index and self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
                 await response.write(frame)
+                sent += 1
             await response.write_eof()
         except ConnectionError:
-            pass  # the client went away
+            self._note_cut(request, sent, len(frames))  # the client went away
+        except asyncio.CancelledError:  # handler_cancellation: the client went away
+            self._note_cut(request, sent, len(frames))
+            raise
         return response
 
     async def _malformed(
