@@ -20,7 +20,7 @@ import pytest
 
 # tests/browser's `page` fixture, registered for this folder by the import; it runs on the
 # `live_gateway` and `chromium` below. Only test_browser_sso.py asks for it.
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, page  # noqa: F401
+from tests.browser.conftest import page, shared_browser  # noqa: F401
 from tests.conftest import LiveGateway, serve_asgi
 from tests.sso.driver import SsoDriver
 from tests.sso.idp import TestIdp
@@ -97,42 +97,11 @@ def live_gateway(transactional_db: None, _shared_gateway: _SharedGateway) -> Liv
     return _shared_gateway.gateway
 
 
-def _open_session_browser(request: pytest.FixtureRequest) -> Any | None:
-    """tests/browser's session browser, when that fixture is set up in this process.
-
-    pytest has no public way to reach a fixture of a sibling folder: this asks the fixture
-    manager (private, stable since pytest 8) for the one a tests/browser item sees."""
-    manager = getattr(request, "_fixturemanager", None)
-    if manager is None:
-        return None
-    for item in request.session.items:
-        if item.nodeid.startswith("tests/browser/"):
-            for fixturedef in manager.getfixturedefs("chromium", item) or ():
-                cached = fixturedef.cached_result
-                if cached is not None and cached[2] is None and cached[0] is not None:
-                    return cached[0]
-            return None
-    return None
-
-
-@pytest.fixture(scope="module")
-def chromium(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Headless Chromium for the SSO browser test.
-
-    Playwright's sync API allows one instance per thread, and tests/browser's `chromium` is
-    session-scoped and invisible from this folder. When it already runs in this process (one
-    xdist worker may get both folders), reuse its browser; otherwise start one and close it
-    with this module, so that a later tests/browser session can start its own."""
-    from playwright.sync_api import sync_playwright
-
-    running = _open_session_browser(request)
-    if running is not None:
-        yield running
-        return
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+@pytest.fixture
+def chromium() -> Any:
+    """The process's one Chromium (tests/browser's; Playwright's sync API allows one per
+    thread)."""
+    return shared_browser()
 
 
 @pytest.fixture(scope="session")
