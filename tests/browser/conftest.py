@@ -7,10 +7,10 @@ real ASGI app (``live_gateway``: uvicorn in a thread of this process).
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,40 +46,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-_shared: dict[str, Any] = {}
+@contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """Playwright and a headless Chromium, stopped on exit.
 
-
-def shared_browser() -> Any:
-    """One Chromium per test process, started on first use and closed at exit.
-
-    Playwright's sync API allows one instance per thread, and an xdist worker may run tests of
-    several folders (tests/browser, tests/sso) that each want a browser: they all share this one.
+    Playwright's sync API keeps an event loop running in this thread while it is started,
+    which breaks every later test that calls asyncio.run() or async_to_sync: so the browser
+    lives for one test module (a module-scoped fixture), never for the whole process.
     """
-    if "browser" not in _shared:
-        if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-            pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's `chromium` package")
-        from playwright.sync_api import sync_playwright
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's `chromium` package")
+    from playwright.sync_api import sync_playwright
 
-        playwright = sync_playwright().start()
-        _shared["playwright"] = playwright
-        _shared["browser"] = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
-        atexit.register(_close_shared_browser)
-    return _shared["browser"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
-def _close_shared_browser() -> None:
-    try:
-        _shared.pop("browser").close()
-        _shared.pop("playwright").stop()
-    except Exception:
-        pass
-
-
-@pytest.fixture
-def chromium() -> Any:
-    return shared_browser()
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with launched_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

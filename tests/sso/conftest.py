@@ -20,7 +20,7 @@ import pytest
 
 # tests/browser's `page` fixture, registered for this folder by the import; it runs on the
 # `live_gateway` and `chromium` below. Only test_browser_sso.py asks for it.
-from tests.browser.conftest import page, shared_browser  # noqa: F401
+from tests.browser.conftest import launched_chromium, page  # noqa: F401
 from tests.conftest import LiveGateway, serve_asgi
 from tests.sso.driver import SsoDriver
 from tests.sso.idp import TestIdp
@@ -97,11 +97,11 @@ def live_gateway(transactional_db: None, _shared_gateway: _SharedGateway) -> Liv
     return _shared_gateway.gateway
 
 
-@pytest.fixture
-def chromium() -> Any:
-    """The process's one Chromium (tests/browser's; Playwright's sync API allows one per
-    thread)."""
-    return shared_browser()
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Chromium for this module only (see tests/browser/conftest.py: launched_chromium)."""
+    with launched_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="session")
