@@ -91,12 +91,7 @@ def get_adapter(target: DeploymentTarget) -> ProviderAdapter:
     per_loop = _adapters.setdefault(loop, {})
     adapter = per_loop.get(target.pool_key)
     if adapter is None:
-        try:
-            factory = _factories[target.provider_kind]
-        except KeyError:
-            raise LookupError(f"no adapter for provider kind {target.provider_kind!r}") from None
-        adapter = factory(target)
-        per_loop[target.pool_key] = adapter
+        adapter = per_loop[target.pool_key] = adapter_new(target)
     return adapter
 
 

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from aigateway.api import debug
 from aigateway.api.parsing import request_id_from
+from aigateway.core.aio import aclose_quietly
 from aigateway.core.config_cache import ConfigUnavailable
 from aigateway.gateway.cache import CacheControl
 from aigateway.gateway.errors import (
@@ -82,30 +83,38 @@ async def call_context(request: HttpRequest, request_id: str) -> CallContext:
 
 
 class StreamBody:
-    """The SSE body. Django calls ``close()`` when the response ends; if the body never
-    started (the client left before the first byte) the stream is abandoned properly:
-    lease released, upstream closed, call recorded."""
+    """The SSE body of every streaming door (API, Anthropic, playground). Django calls
+    ``close()`` when the response is done (also after a disconnect): a body that never
+    started abandons the stream (lease released, upstream closed, call recorded); one cut
+    while waiting to send is closed now, not left to the garbage collector."""
 
     def __init__(self, events: AsyncIterator[bytes], abandon: Callable[[], Awaitable[None]]):
         self._events = events
         self._abandon = abandon
         self._loop = asyncio.get_running_loop()
-        self.started = False
+        self.started = self.finished = False
 
     def __aiter__(self) -> StreamBody:
         return self
 
     async def __anext__(self) -> bytes:
         self.started = True
-        return await anext(self._events)
+        try:
+            return await anext(self._events)
+        except BaseException:
+            self.finished = True
+            raise
 
     def close(self) -> None:
-        if not self.started:
-            self.started = True
-            try:
-                asyncio.run_coroutine_threadsafe(self._abandon(), self._loop)  # type: ignore[arg-type]
-            except RuntimeError:  # the loop is gone (shutdown): the lease expires on its own
-                logger.warning("could not abandon an unstarted stream")
+        if self.finished:
+            return
+        self.finished = True
+        closing = aclose_quietly(self._events) if self.started else self._abandon()
+        try:
+            asyncio.run_coroutine_threadsafe(closing, self._loop)  # type: ignore[arg-type]
+        except RuntimeError:  # the loop is gone (shutdown): the lease expires on its own
+            closing.close()
+            logger.warning("could not close an unfinished stream")
 
 
 def sse_response(

@@ -6,7 +6,6 @@ Principal passed in here; everything after that is shared.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 from django.utils import timezone
 
 from aigateway.audit.writer import audit_api_call
+from aigateway.core.aio import aclose_quietly
 from aigateway.gateway import cache, limits
 from aigateway.gateway.errors import GatewayError
 from aigateway.gateway.principal import Principal
@@ -298,15 +298,6 @@ async def _nothing() -> None:
     return None
 
 
-async def _aclose(iterator: AsyncIterator[ChatChunk]) -> None:
-    """Close an upstream iterator now (its connection is dropped), not whenever the garbage
-    collector finalizes it: the upstream must stop generating what nobody reads."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()
-
-
 async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
     """Open a stream (failover allowed until the first chunk) and return it.
 
@@ -342,10 +333,7 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
         if started:
             return
         started = True
-        aclose = getattr(opened.rest, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        await aclose_quietly(opened.rest)
         usage = Usage(input_tokens=count_prompt_tokens(request), output_tokens=0)
         await lease.settle(usage)
         _record(ctx, request, outcome, status_code=499, usage=usage,
@@ -390,7 +378,7 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
             raise
         finally:
             if chunk is not None:  # left early (closed, cancelled, failed): stop the upstream
-                await _aclose(opened.rest)
+                await aclose_quietly(opened.rest)
             ctx.trace.add_stage("stream", streaming)
             outcome.completion_text = "".join(collected.content)
             if usage is None:  # cut short: count what was produced (~4 chars per token)

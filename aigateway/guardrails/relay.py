@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from aigateway.core.aio import aclose_quietly
 from aigateway.guardrails.engine import CallGuard, Redactions
 from aigateway.guardrails.stream import StreamScanner
 from providers.types import ChatChunk, ToolCallDelta
@@ -277,10 +278,7 @@ async def _revealed(
         if rest or more:
             yield ChatChunk(content=rest or None, tool_calls=more)
     finally:  # closed early (the client left): close the relay, and so the upstream
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        await aclose_quietly(chunks)
 
 
 def reveal_stream(

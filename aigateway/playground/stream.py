@@ -14,13 +14,13 @@ the user's history in every case, with the stored (redacted) messages and answer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from aigateway.core.aio import aclose_quietly
 from aigateway.core.db import run_db
 from aigateway.gateway.pipeline import CallContext, ChatStream
 from aigateway.playground.errors import STREAM_BROKE
@@ -33,13 +33,6 @@ logger = logging.getLogger(__name__)
 
 def sse(event: str, data: Mapping[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-async def _aclose(iterator: AsyncIterator[Any]) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()
 
 
 class PlaygroundRunStream:
@@ -79,7 +72,7 @@ class PlaygroundRunStream:
         finally:
             # Idempotent after a normal end; after a stop it closes the pipeline's stream
             # now (the upstream connection is dropped) and lets it record the usage.
-            await _aclose(opened.chunks)
+            await aclose_quietly(opened.chunks)
             meta = run_meta(
                 ctx, opened.outcome, route=self.data.route, status=status,
                 finish_reason=finish, ttft_ms=first_token_ms,
@@ -101,38 +94,3 @@ class PlaygroundRunStream:
             )  # fmt: skip
         except Exception:
             logger.exception("playground run not saved (request %s)", self.ctx.request_id)
-
-
-class StreamBody:
-    """The response body. Django calls ``close()`` when the response is done (also after a
-    disconnect): a body that never started abandons the stream (lease released, upstream
-    closed, call recorded); one cut while waiting to send is closed, not left to the garbage
-    collector."""
-
-    def __init__(self, events: AsyncIterator[bytes], abandon: Callable[[], Awaitable[None]]):
-        self._events = events
-        self._abandon = abandon
-        self._loop = asyncio.get_running_loop()
-        self.started = self.finished = False
-
-    def __aiter__(self) -> StreamBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        self.started = True
-        try:
-            return await anext(self._events)
-        except BaseException:
-            self.finished = True
-            raise
-
-    def close(self) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        closing = self._events if self.started else None
-        with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
-            if closing is not None:
-                asyncio.run_coroutine_threadsafe(_aclose(closing), self._loop)
-            else:
-                asyncio.run_coroutine_threadsafe(self._abandon(), self._loop)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from aigateway.api.door import StreamBody
 from aigateway.audit.search import audit_can_read
 from aigateway.core.config_cache import ConfigUnavailable
 from aigateway.core.db import run_db
@@ -34,7 +35,7 @@ from aigateway.playground.selectors import (
     playground_team_runs_for_admin,
     playground_teams_for_user,
 )
-from aigateway.playground.stream import PlaygroundRunStream, StreamBody
+from aigateway.playground.stream import PlaygroundRunStream
 
 logger = logging.getLogger(__name__)
 
