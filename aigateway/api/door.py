@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from decimal import Decimal
 from functools import wraps
 from typing import Any
@@ -38,6 +38,8 @@ from providers.types import ChatRequest, ChatResponse
 
 logger = logging.getLogger(__name__)
 View = Callable[..., Awaitable[HttpResponseBase]]
+# Gives up a stream whose body never started (the pipeline's ChatStream.abandon).
+Abandon = Callable[[], Coroutine[Any, Any, None]]
 Decorator = Callable[[View], View]
 # Renders a GatewayError in a door's wire format: (error, request id) → response.
 ErrorRenderer = Callable[[GatewayError, str], HttpResponse]
@@ -88,7 +90,7 @@ class StreamBody:
     started abandons the stream (lease released, upstream closed, call recorded); one cut
     while waiting to send is closed now, not left to the garbage collector."""
 
-    def __init__(self, events: AsyncIterator[bytes], abandon: Callable[[], Awaitable[None]]):
+    def __init__(self, events: AsyncIterator[bytes], abandon: Abandon):
         self._events = events
         self._abandon = abandon
         self._loop = asyncio.get_running_loop()
@@ -111,14 +113,16 @@ class StreamBody:
         self.finished = True
         closing = aclose_quietly(self._events) if self.started else self._abandon()
         try:
-            asyncio.run_coroutine_threadsafe(closing, self._loop)  # type: ignore[arg-type]
+            asyncio.run_coroutine_threadsafe(closing, self._loop)
         except RuntimeError:  # the loop is gone (shutdown): the lease expires on its own
             closing.close()
             logger.warning("could not close an unfinished stream")
 
 
 def sse_response(
-    events: AsyncIterator[bytes], abandon: Callable[[], Awaitable[None]], outcome: CallOutcome
+    events: AsyncIterator[bytes],
+    abandon: Abandon,
+    outcome: CallOutcome,
 ) -> StreamingHttpResponse:
     if outcome.trace is not None and outcome.trace.reveal:
         events = debug.with_trace_comment(events, outcome.trace)

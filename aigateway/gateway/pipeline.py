@@ -7,12 +7,12 @@ Principal passed in here; everything after that is shared.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
@@ -291,7 +291,7 @@ class ChatStream:
     outcome: CallOutcome
     # Cleanup for a stream whose body never started (the client left before the first byte):
     # release the lease, close the upstream stream, record the call.
-    abandon: Callable[[], Awaitable[None]] = field(default=lambda: _nothing())
+    abandon: Callable[[], Coroutine[Any, Any, None]] = field(default=lambda: _nothing())
 
 
 async def _nothing() -> None:

@@ -33,6 +33,7 @@ from aigateway.guardrails.selectors import (
 )
 from aigateway.guardrails.services import PolicyValues, policy_delete, policy_set
 from aigateway.web.denied import denied_as_page
+from aigateway.web.forms import DashboardForm
 
 LIMITS = ("max_prompt_tokens", "max_messages", "max_output_tokens")
 RULES_HELP = (
@@ -51,7 +52,7 @@ def _limit_field(label: str) -> forms.IntegerField:
     )
 
 
-class PolicyForm(forms.Form):
+class PolicyForm(DashboardForm):
     """A policy's values. Parsing only: the service validates (aigateway/guardrails/rules.py)."""
 
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
@@ -76,10 +77,6 @@ class PolicyForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 8}),
         help_text=RULES_HELP,
     )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
 
     def clean_allowed_params(self) -> list[str] | None:
         text = self.cleaned_data["allowed_params"].strip()
@@ -109,11 +106,6 @@ class PolicyForm(forms.Form):
             rules=data["rules"],
             **{name: data[name] for name in LIMITS},
         )
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        for name, sentences in error.message_dict.items():
-            for sentence in sentences:
-                self.add_error(name if name in self.fields else None, sentence)
 
 
 class NewPolicyForm(PolicyForm):

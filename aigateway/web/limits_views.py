@@ -30,12 +30,13 @@ from aigateway.quotas.services import (
     limit_set,
 )
 from aigateway.web.denied import denied_as_page
+from aigateway.web.forms import DashboardForm
 
 TARGET = re.compile(r"^(org|team|key|user|deployment):(\d{1,18})$")
 FIELDS = ("value", "burst", "soft_threshold_percent", "enabled")
 
 
-class LimitValuesForm(forms.Form):
+class LimitValuesForm(DashboardForm):
     """The numbers of a limit. Parsing only: the service validates (value > 0, burst…)."""
 
     value = forms.DecimalField(
@@ -62,16 +63,6 @@ class LimitValuesForm(forms.Form):
     )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        for name, sentences in error.message_dict.items():
-            field = name if name in self.fields else None
-            for sentence in sentences:
-                self.add_error(field, sentence)
-
 
 class LimitForm(LimitValuesForm):
     """A new limit (or a change to the existing one of that kind on that target)."""
@@ -86,16 +77,13 @@ class LimitForm(LimitValuesForm):
                         "invalid_choice": "Choose a kind of limit."},
     )  # fmt: skip
     field_order = ("target", "kind", *FIELDS)
+    service_fields = {"scope": "target"}
 
     def clean_target(self) -> tuple[str, int]:
         match = TARGET.match(self.cleaned_data["target"])
         if match is None:
             raise ValidationError("Choose what the limit applies to.")
         return match.group(1), int(match.group(2))
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        renamed = {("target" if k == "scope" else k): v for k, v in error.message_dict.items()}
-        super().add_service_errors(ValidationError(renamed))
 
 
 _denied_as_page = denied_as_page(nav="limits", back_to="web:limits", back_label="Back to limits")

@@ -12,6 +12,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from aigateway.web.forms import DashboardForm
 from providers.models import ProviderKind
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -19,21 +20,6 @@ OPTIONS_HELP = (
     'A JSON object of kind-specific settings, never secrets. Azure OpenAI: {"api_version": '
     '"2024-10-21", "auth": "api_key"} or "auth": "entra_id" with "tenant_id" and "client_id".'
 )
-
-
-class DashboardForm(forms.Form):
-    # Several forms share a page and field names: each its own ids (labels stay unique).
-    ids = "id_%s"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("label_suffix", "")
-        kwargs.setdefault("auto_id", self.ids)
-        super().__init__(*args, **kwargs)
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        for name, sentences in error.message_dict.items():
-            for sentence in sentences:
-                self.add_error(name if name in self.fields else None, sentence)
 
 
 class ProviderSettingsForm(DashboardForm):

@@ -8,7 +8,7 @@ from django import forms
 
 from aigateway.routing.models import CacheMode, CacheScope, RouteStrategy
 from aigateway.routing.route_services import DeploymentValues, RouteSettings
-from aigateway.web.providers_forms import DashboardForm
+from aigateway.web.forms import DashboardForm
 from providers.models import Credential, CredentialStatus, Provider
 
 

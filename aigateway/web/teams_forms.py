@@ -10,33 +10,15 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from aigateway.web.forms import DashboardForm
 from auth.models import TeamRole
-
-
-class _Form(forms.Form):
-    # Service field name → form field name, where they differ.
-    service_fields: dict[str, str] = {}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        if not hasattr(error, "error_dict"):
-            for sentence in error.messages:
-                self.add_error(None, sentence)
-            return
-        for name, sentences in error.message_dict.items():
-            field = self.service_fields.get(name, name)
-            for sentence in sentences:
-                self.add_error(field if field in self.fields else None, sentence)
 
 
 def _route_choices(names: Iterable[str]) -> list[tuple[str, str]]:
     return [(n, n) for n in names]
 
 
-class TeamForm(_Form):
+class TeamForm(DashboardForm):
     prefix = "team"  # several forms share the team page: ids must stay unique
     name = forms.CharField(
         label="Name", max_length=200, error_messages={"required": "Enter the team's name."}
@@ -79,7 +61,7 @@ class TeamCreateForm(TeamForm):
         self.fields["organisation"].choices = list(organisations)  # type: ignore[attr-defined]
 
 
-class MemberAddForm(_Form):
+class MemberAddForm(DashboardForm):
     prefix = "member"
     username = forms.CharField(
         label="Username", max_length=150, error_messages={"required": "Enter a username."}
@@ -92,7 +74,7 @@ class MemberAddForm(_Form):
     )
 
 
-class MemberRoleForm(_Form):
+class MemberRoleForm(DashboardForm):
     role = forms.ChoiceField(
         label="Role",
         choices=TeamRole.choices,
@@ -103,7 +85,7 @@ class MemberRoleForm(_Form):
     )
 
 
-class KeyIssueForm(_Form):
+class KeyIssueForm(DashboardForm):
     prefix = "key"
     service_fields = {"expires_at": "expires_on"}
 

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from aigateway.web.forms import DashboardForm
 from auth.models import Team
 from auth.sso.models import IdentityProvider, MappedRole
 from auth.sso.services import IdpValues
@@ -14,25 +15,11 @@ from auth.sso.services import IdpValues
 MAX_METADATA_UPLOAD = 1024 * 1024
 
 
-class _Form(forms.Form):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for name, sentences in error.message_dict.items():
-            for sentence in sentences:
-                self.add_error(name if name in self.fields else None, sentence)
-
-
 def _text(label: str, help_text: str = "", required: bool = False, **kw: Any) -> forms.CharField:
     return forms.CharField(label=label, required=required, help_text=help_text, **kw)
 
 
-class IdpForm(_Form):
+class IdpForm(DashboardForm):
     name = _text("Button label", "Shown as “Sign in with … SSO”. Empty: the organisation's name.")
     metadata_url = forms.URLField(
         label="Metadata URL",
@@ -111,7 +98,7 @@ def idp_initial(idp: IdentityProvider) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class RuleForm(_Form):
+class RuleForm(DashboardForm):
     value = _text("Group or attribute value", required=True, max_length=512)
     role = forms.ChoiceField(label="Role", choices=MappedRole.choices)
     team = forms.TypedChoiceField(label="Team", required=False, coerce=int, empty_value=None)
@@ -129,7 +116,7 @@ class RuleForm(_Form):
         return self.teams.get(pk) if pk is not None else None
 
 
-class PreviewForm(_Form):
+class PreviewForm(DashboardForm):
     groups = _text(
         "Groups to try",
         "One per line (or comma-separated), as the IdP sends them.",
@@ -144,5 +131,5 @@ class PreviewForm(_Form):
         return [p for p in parts if p]
 
 
-class LocalLoginForm(_Form):
+class LocalLoginForm(DashboardForm):
     local_login_enabled = forms.BooleanField(required=False)
