@@ -14,7 +14,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 /root/.pyenv/versions/3.12.1/bi
 	done)
 
 .PHONY: help run test lint format lock clean check-python vendor bench bench-compare bench-serve \
-	bench-upstream
+	bench-upstream soak reliability
 
 help:
 	@echo "make run    start aigateway on http://$(HOST):$(PORT) (SQLite, in-process backends, demo data)"
@@ -25,6 +25,8 @@ help:
 	@echo "make bench-compare  direct upstream vs aigateway vs LiteLLM, S0-S5 (BENCH_ARGS=...)"
 	@echo "make bench-serve    the production-like benchmark gateway on http://$(HOST):$(PORT)"
 	@echo "make bench-upstream the fake OpenAI upstream it routes to, on 127.0.0.1:18000"
+	@echo "make soak   10 minutes of steady load; docs/soak.csv, docs/soak.svg (SOAK_ARGS=...)"
+	@echo "make reliability  fault drills under load: upstream faults, Redis and PostgreSQL outages"
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -90,6 +92,19 @@ bench-serve: $(VENV)/.installed
 
 bench-upstream: $(VENV)/.installed
 	$(PY) -m bench.fake_upstream --port 18000
+
+# The soak (bench/soak): the fake upstream and bench-serve's gateway with rate limits, exact
+# cache and audit on, 100 req/s for 10 minutes from a load process; samples every 10 s, writes
+# docs/soak.csv and docs/soak.svg and prints the RSS trend verdict. E.g. SOAK_ARGS="--minutes 2".
+soak: $(VENV)/.installed
+	$(PY) -m bench.soak $(SOAK_ARGS)
+
+# The fault drills (bench/reliability, docs/resilience.md "Drills"): its own PostgreSQL
+# cluster, redis-server and fake upstreams, the gateway under uvicorn with 2 workers, load from
+# a second process; upstream faults, Redis down 30 s, PostgreSQL restarted. About 3 minutes;
+# exits non-zero if a check fails. E.g. RELIABILITY_ARGS="--only redis --redis-outage 10".
+reliability: $(VENV)/.installed
+	$(PY) -m bench.reliability $(RELIABILITY_ARGS)
 
 lock: $(VENV)/.installed-dev
 	$(PY) scripts/lock.py

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from dotenv import load_dotenv
 
 from aigateway.env import env_bool, env_float, env_int, env_list, env_regex_list, env_str
@@ -64,6 +65,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # SECURE_CSP below; the API doors get a constant policy instead (core/asgi_handler.py).
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Outside the others, so responses made from their exceptions (a 400 for a bad Host)
+    # get it too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Outside everything that reads the database: a page failing while it is down answers a
+    # friendly 503 (aigateway/web/unavailable.py).
+    "aigateway.web.unavailable.database_unavailable_middleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -72,8 +81,9 @@ MIDDLEWARE = [
     # SSO sessions only), and gives allauth its request context.
     "auth.sso.middleware.sso_session_middleware",
     "allauth.account.middleware.AccountMiddleware",
+    # Lets the forms of an SSO session reach its IdP's single-logout URL (form-action).
+    "auth.sso.csp.sso_form_action_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "aigateway.urls"
@@ -144,6 +154,11 @@ AIGATEWAY_MAX_MESSAGES = env_int("AIGATEWAY_MAX_MESSAGES", 2048)
 AIGATEWAY_MAX_OUTPUT_TOKENS = env_int("AIGATEWAY_MAX_OUTPUT_TOKENS", 131_072)
 AIGATEWAY_MAX_EMBEDDING_INPUTS = env_int("AIGATEWAY_MAX_EMBEDDING_INPUTS", 2048)
 AIGATEWAY_MAX_EMBEDDING_INPUT_TOKENS = env_int("AIGATEWAY_MAX_EMBEDDING_INPUT_TOKENS", 8192)
+# Failed API-key authentications per client address (aigateway/gateway/auth_failures.py): a
+# bucket of BURST refilled at PER_MINUTE; when empty the address gets 429 until it refills,
+# valid key or not. PER_MINUTE 0 turns it off.
+AIGATEWAY_AUTH_FAILURES_PER_MINUTE = env_int("AIGATEWAY_AUTH_FAILURES_PER_MINUTE", 30)
+AIGATEWAY_AUTH_FAILURE_BURST = env_int("AIGATEWAY_AUTH_FAILURE_BURST", 50)
 
 # Redis: shared state for several processes. Unset means in-process backends (single process).
 REDIS_URL = env_str("REDIS_URL", "")
@@ -253,7 +268,8 @@ AIGATEWAY_SAML_METADATA_TIMEOUT = env_float("AIGATEWAY_SAML_METADATA_TIMEOUT", 1
 # and is published in the SP metadata. Some IdPs (Okta SLO) require signed logout requests.
 AIGATEWAY_SAML_SP_PRIVATE_KEY = env_str("AIGATEWAY_SAML_SP_PRIVATE_KEY", "")
 AIGATEWAY_SAML_SP_CERTIFICATE = env_str("AIGATEWAY_SAML_SP_CERTIFICATE", "")
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# ModelBackend plus sign-in throttling (auth/login_throttle.py).
+AUTHENTICATION_BACKENDS = ["auth.login_throttle.ThrottledModelBackend"]
 ACCOUNT_ADAPTER = "auth.sso.adapter.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "auth.sso.adapter.SocialAccountAdapter"
 # Our provider subclass: explicit SP entity id/ACS, strict settings, extra checks, replay cache.
@@ -274,13 +290,52 @@ if env_str("SECURE_PROXY_SSL_HEADER", ""):
     SECURE_PROXY_SSL_HEADER = (env_str("SECURE_PROXY_SSL_HEADER"), "https")
 USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
 
-SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the cookie-less meta tag; keep default
+# Browser-facing security headers (docs/configuration.md, "Web security"). Pages carry no
+# inline script, style or event handler (static/js only; htmx told not to inject its
+# indicator style nor to eval, templates/base.html), so the policy needs no 'unsafe-inline'.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],  # Swagger UI's (/api/docs) icons are data: URIs
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    # SSO pages add their IdP's origin where a form's redirect goes there (auth/sso/csp.py).
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# HSTS is only ever sent on requests Django sees as https (direct TLS, or a proxy's
+# SECURE_PROXY_SSL_HEADER above), so the default does nothing on plain http. 0 turns it off.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes speak plain http
+# Cookies: Secure as soon as the gateway is reached over https (a https trusted origin or SP
+# URL, or a TLS proxy header), unless set explicitly; never readable by scripts (htmx sends
+# the CSRF token from the page, templates/base.html); SameSite=Lax (the IdP's cross-site POST
+# to the ACS needs no session cookie: allauth stores it and redirects to a same-site GET).
+_SERVED_OVER_HTTPS = (
+    any(origin.startswith("https://") for origin in CSRF_TRUSTED_ORIGINS)
+    or AIGATEWAY_SAML_SP_BASE_URL.startswith("https://")
+    or bool(env_str("SECURE_PROXY_SSL_HEADER", ""))
+)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _SERVED_OVER_HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _SERVED_OVER_HTTPS)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Password sign-in throttling (auth/login_throttle.py): failures per username and per client
+# address within the window; past either, sign-in is refused (right password too) until the
+# window since the last counted failure has passed.
+AIGATEWAY_LOGIN_MAX_FAILURES = env_int("AIGATEWAY_LOGIN_MAX_FAILURES", 5)
+AIGATEWAY_LOGIN_IP_MAX_FAILURES = env_int("AIGATEWAY_LOGIN_IP_MAX_FAILURES", 20)
+AIGATEWAY_LOGIN_LOCKOUT_SECONDS = env_int("AIGATEWAY_LOGIN_LOCKOUT_SECONDS", 900)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOG_FORMAT = env_str("LOG_FORMAT", "plain")  # "json" in production: one JSON object per line

@@ -13,4 +13,4 @@ class IdentityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from auth import signals  # noqa: F401  (registers config-cache invalidation)
+        from auth import login_throttle, signals  # noqa: F401  (config-cache invalidation; sign-in failure counting)

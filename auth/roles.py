@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
-from auth.models import OrgMembership, OrgRole, Team, TeamMembership
+from auth.models import Organisation, OrgMembership, OrgRole, Team, TeamMembership
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -65,3 +65,12 @@ def teams_visible(roles: Roles, *, everything_for_superusers: bool = False) -> Q
     if not roles.wide_orgs and not roles.team_roles:
         return teams.none()
     return teams.filter(Q(organisation_id__in=roles.wide_orgs) | Q(pk__in=list(roles.team_roles)))
+
+
+def covers_every_organisation(orgs: frozenset[int]) -> bool:
+    """True when ``orgs`` is not empty and no organisation lies outside it (one query): a
+    platform admin or auditor of every organisation answers for the whole gateway (the usual
+    single-company set-up), so gateway-wide objects and events are theirs too."""
+    if not orgs:
+        return False
+    return not Organisation.objects.exclude(pk__in=orgs).exists()

@@ -11,6 +11,7 @@
 #   SECRET_KEY, AIGATEWAY_ENCRYPTION_KEYS   random per start when unset (the bench database
 #                  holds no encrypted secret, so a new key each time loses nothing)
 #   LOG_LEVEL (INFO: one JSON request line per call, as in production), PY (.venv/bin/python)
+#   GATEWAY_CONFIG the YAML to apply (bench/gateway.yaml; bench/soak renders its own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +30,7 @@ export LOG_LEVEL=${LOG_LEVEL:-INFO} LOG_FORMAT=${LOG_FORMAT:-json}
 
 mkdir -p var
 "$PY" manage.py migrate --no-input -v 0
-"$PY" manage.py gateway apply bench/gateway.yaml >/dev/null
+"$PY" manage.py gateway apply "${GATEWAY_CONFIG:-bench/gateway.yaml}" >/dev/null
 echo "bench gateway on http://${HOST:-127.0.0.1}:${PORT:-8000}/v1 (workers: ${WORKERS:-2}, Redis: $REDIS_URL)" >&2
 exec "$PY" -m uvicorn aigateway.asgi:application --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" \
 	--workers "${WORKERS:-2}" --no-access-log --lifespan on --loop uvloop --http httptools

@@ -25,12 +25,15 @@ from aigateway.core.redis import reset_clients
 from aigateway.usage.recorder import usage_recorder
 from tests.fakes.upstream import FakeUpstream
 
+# Every response body of the suite is scanned for the secrets the tests used (secret_scan.py).
+from tests.secret_scan import _no_secret_in_any_response, _secret_scan_hooks  # noqa: F401
+
 TEST_REDIS_URL = os.environ.get("AIGATEWAY_TEST_REDIS_URL", "")
 
 
 def _clear_process_state() -> None:
     from aigateway.caching import semantic, store
-    from aigateway.gateway import breaker, breaker_sync, latency, limits
+    from aigateway.gateway import auth_failures, breaker, breaker_sync, latency, limits
     from aigateway.quotas import alerts, limiter
 
     config_cache.clear()
@@ -41,11 +44,15 @@ def _clear_process_state() -> None:
     breaker_sync.breaker_sync.reset()
     latency._local.clear()
     limits._local = limiter.InProcessLimiter()
+    auth_failures.auth_failures_reset()  # failed-key counts per client address
     limits._queued.clear()  # reconciliations queued by another test's calls
     limits._flush_task = None
     alerts._raised.clear()
     store._local = store.InProcessAnswerStore()
     semantic._indexes.clear()
+    from auth import login_throttle
+
+    login_throttle._local = limiter.InProcessLimiter()  # failed sign-ins of earlier tests
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,6 @@ from aigateway.api.anthropic_serializers import (
 from aigateway.api.anthropic_stream import AnthropicStreamWriter
 from aigateway.api.parsing import read_json_body
 from aigateway.gateway.pipeline import chat_stream
-from aigateway.gateway.principal import authenticate_api_key
 from aigateway.gateway.routes import route_resolve
 from providers.tokens import count_prompt_tokens
 
@@ -78,7 +77,7 @@ async def messages(request: HttpRequest, request_id: str) -> HttpResponseBase:
 async def count_tokens(request: HttpRequest, request_id: str) -> HttpResponseBase:
     """An estimate made here (no upstream call, so no usage and no rate limit): the count the
     gateway's own token limits use, for the route's first deployment's provider."""
-    principal = await authenticate_api_key(door.api_key_from(request))
+    principal = await door.authenticate(request)
     chat_request = parse_messages_request(read_json_body(request), count_only=True)
     route = await route_resolve(principal, chat_request.model)
     kind = route.deployments[0].provider_kind if route.deployments else "openai"

@@ -13,6 +13,7 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any
 
+from django.core.exceptions import DisallowedHost, SuspiciousOperation
 from django.db import DataError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -21,9 +22,18 @@ from django.views.decorators.csrf import csrf_exempt
 from aigateway.api import debug
 from aigateway.api.parsing import request_id_from
 from aigateway.core.aio import aclose_quietly
+from aigateway.core.asgi_handler import (
+    API_DOOR_MARK,
+    BODY_LIMIT_MARK,
+    BODY_REFUSED,
+    ERROR_RESPONSE_MARK,
+)
 from aigateway.core.config_cache import ConfigUnavailable
+from aigateway.gateway.auth_failures import auth_failure_record, auth_refuse_blocked
 from aigateway.gateway.cache import CacheControl
 from aigateway.gateway.errors import (
+    AuthenticationFailed,
+    BodyTooLarge,
     GatewayError,
     InvalidRequest,
     MethodNotAllowed,
@@ -31,7 +41,7 @@ from aigateway.gateway.errors import (
     UpstreamFailed,
 )
 from aigateway.gateway.pipeline import CallContext, CallOutcome, chat_complete
-from aigateway.gateway.principal import authenticate_api_key
+from aigateway.gateway.principal import Principal, authenticate_api_key
 from aigateway.guardrails.stage import header_value as guardrails_header
 from providers.errors import ProviderError
 from providers.types import ChatRequest, ChatResponse
@@ -67,10 +77,22 @@ def client_timeout(request: HttpRequest) -> float | None:
     return None
 
 
+async def authenticate(request: HttpRequest) -> Principal:
+    """The caller's key → Principal, with failed attempts limited per client address
+    (aigateway/gateway/auth_failures.py: a dict lookup first; Redis only on a failure)."""
+    client_ip = request.META.get("REMOTE_ADDR", "")
+    auth_refuse_blocked(client_ip)
+    try:
+        return await authenticate_api_key(api_key_from(request))
+    except AuthenticationFailed:
+        await auth_failure_record(client_ip)
+        raise
+
+
 async def call_context(request: HttpRequest, request_id: str) -> CallContext:
     """Authenticate the caller's key and describe the call for the pipeline."""
     authenticating = time.perf_counter()
-    principal = await authenticate_api_key(api_key_from(request))
+    principal = await authenticate(request)
     authenticated = time.perf_counter()
     ctx = CallContext(
         request_id=request_id,
@@ -192,11 +214,23 @@ def _refuse_nul(request: HttpRequest, kwargs: dict[str, object]) -> None:
             raise InvalidRequest("Query parameters must not contain NUL characters.", param=name)
 
 
+def _refuse_unread_body(request: HttpRequest) -> None:
+    """The handler stopped reading a body past the door's limit (core/asgi_handler.py)."""
+    limit = getattr(request, "scope", {}).get(BODY_REFUSED)
+    if limit is not None:
+        raise BodyTooLarge(f"Request body is larger than the {limit} bytes allowed.")
+
+
 def api_endpoint(
-    *methods: str, render_error: ErrorRenderer, id_headers: tuple[str, ...] = ("x-request-id",)
+    *methods: str,
+    render_error: ErrorRenderer,
+    id_headers: tuple[str, ...] = ("x-request-id",),
+    max_body: Callable[[], int] | None = None,
 ) -> Decorator:
     """Common door behaviour: request id (sent back in each of ``id_headers``), method check,
-    and no exception escapes as a 500 with a trace: ``render_error`` shapes every failure."""
+    body size (``max_body``, default AIGATEWAY_MAX_BODY_BYTES, enforced by the handler while
+    it reads), and no exception escapes as a 500 with a trace: ``render_error`` shapes every
+    failure."""
 
     def decorate(view: View) -> View:
         @csrf_exempt
@@ -209,6 +243,7 @@ def api_endpoint(
             try:
                 if request.method not in methods:
                     raise MethodNotAllowed(f"Use {' or '.join(methods)} for this endpoint.")
+                _refuse_unread_body(request)
                 _refuse_nul(request, kwargs)
                 response = await view(request, request_id, *args, **kwargs)
             except GatewayError as exc:
@@ -231,8 +266,32 @@ def api_endpoint(
                 response[name] = request_id
             return response
 
+        def failed_before_view(request: HttpRequest, exc: Exception) -> HttpResponseBase:
+            """A middleware refused the request (an invalid Host header, say): the door's
+            format too, not Django's HTML error page."""
+            request_id = request_id_from(request, "req_" + uuid.uuid4().hex)
+            error: GatewayError
+            if isinstance(exc, SuspiciousOperation):  # logged as Django logs it
+                logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
+                error = InvalidRequest(
+                    "The Host header is not one this gateway serves."
+                    if isinstance(exc, DisallowedHost)
+                    else "The request was refused as malformed."
+                )
+            else:
+                logger.error("request failed before %s (request %s)", view.__name__,
+                             request_id, exc_info=exc)  # fmt: skip
+                error = internal_error()
+            response = render_error(error, request_id)
+            for name in id_headers:
+                response[name] = request_id
+            return response
+
         # Served by the hop-free path of aigateway/core/asgi_handler.py.
-        wrapper.gateway_api_door = True  # type: ignore[attr-defined]
+        setattr(wrapper, API_DOOR_MARK, True)
+        setattr(wrapper, ERROR_RESPONSE_MARK, failed_before_view)
+        if max_body is not None:
+            setattr(wrapper, BODY_LIMIT_MARK, max_body)
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -31,6 +31,12 @@ KNOWN = {
     "response_format", "seed", "user", "stream", "stream_options",
 } | PASS_THROUGH  # fmt: skip
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Deepest nesting of containers a JSON body may have (the body object is level 1). Tool
+# schemas are the deepest real bodies (OpenAI's structured outputs allow 10 schema levels).
+MAX_JSON_DEPTH = 64
+# A \\uD800-\\uDFFF escape in the raw body: only then is the decoded body checked for
+# unpaired surrogates (most bodies have none; Python clients escape every emoji this way).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def read_json_body(request: HttpRequest) -> dict[str, Any]:
@@ -46,14 +52,67 @@ def read_json_body(request: HttpRequest) -> dict[str, Any]:
     if not raw:
         raise InvalidRequest("Request body is empty; send a JSON object.")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        # UTF-8 only (RFC 8259): json.loads(bytes) would also guess UTF-16/32 and let
+        # encoded surrogates through. NaN and Infinity are not JSON: refused here, they
+        # would otherwise reach an upstream verbatim in a pass-through parameter.
+        body = json.loads(raw.decode(), parse_constant=_refuse_constant)
+    except RecursionError:  # ~1000 levels: the C parser recurses per level
+        raise _too_deep(None) from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, int digits limit, constants
         raise InvalidRequest(
             "We could not parse the JSON body of your request. The body must be valid JSON."
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("The JSON body must be an object.")
+    too_deep = _deeper_than(body, MAX_JSON_DEPTH)
+    if too_deep is not None:
+        raise _too_deep(too_deep)
+    if _SURROGATE_ESCAPE.search(raw) and not _valid_unicode(body):
+        raise InvalidRequest(
+            "The JSON body contains an unpaired surrogate escape (\\ud800-\\udfff); "
+            "strings must be valid Unicode."
+        )
     return body
+
+
+def _valid_unicode(body: dict[str, Any]) -> bool:
+    """Paired escapes (an emoji as \\ud83d\\ude00) decode to one character; a lone one
+    stays a surrogate that every later encode (hashes, logs, upstream, database) refuses."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _too_deep(param: str | None) -> InvalidRequest:
+    return InvalidRequest(
+        f"The JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels).", param=param
+    )
+
+
+def _deeper_than(body: dict[str, Any], limit: int) -> str | None:
+    """The top-level field holding containers nested more than ``limit`` levels, if any.
+    Later stages (cache key, guardrails, upstream encoding) walk the body recursively, so
+    a body that only just parsed could fail there. Iterative, and a list of scalars (token
+    ids, vectors) costs one C-level pass: map(type, ...)."""
+    for name, value in body.items():
+        stack = [(value, 2)]
+        while stack:
+            node, depth = stack.pop()
+            if not isinstance(node, (dict, list)):
+                continue
+            if depth > limit:
+                return name
+            children = node.values() if isinstance(node, dict) else node
+            kinds = set(map(type, children))
+            if dict in kinds or list in kinds:
+                stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def number_param(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
@@ -157,6 +216,9 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
         not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)
     ):
         raise InvalidRequest("'tools' must be an array of objects.", param="tools")
+    tool_choice = body.get("tool_choice")
+    if tool_choice is not None and not isinstance(tool_choice, (str, dict)):
+        raise InvalidRequest("'tool_choice' must be a string or an object.", param="tool_choice")
     response_format = body.get("response_format")
     if response_format is not None and not isinstance(response_format, dict):
         raise InvalidRequest("'response_format' must be an object.", param="response_format")
@@ -192,7 +254,7 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
         max_tokens=max_tokens,
         stop=stop or [],
         tools=tools or [],
-        tool_choice=body.get("tool_choice"),
+        tool_choice=tool_choice,
         response_format=response_format,
         seed=integer_param(body, "seed", -(2**63)),
         user=user,

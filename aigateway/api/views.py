@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
@@ -24,7 +23,7 @@ from aigateway.api.serializers import (
 from aigateway.gateway.embeddings import embeddings_create
 from aigateway.gateway.errors import GatewayError, ModelNotFound
 from aigateway.gateway.pipeline import chat_stream
-from aigateway.gateway.principal import Principal, authenticate_api_key
+from aigateway.gateway.principal import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +35,9 @@ def error_response(exc: GatewayError, request_id: str) -> JsonResponse:
     return response
 
 
-def api_endpoint(*methods: str) -> door.Decorator:
+def api_endpoint(*methods: str, max_body: Callable[[], int] | None = None) -> door.Decorator:
     """The OpenAI door: OpenAI-shaped errors (see aigateway/api/door.py)."""
-    return door.api_endpoint(*methods, render_error=error_response)
+    return door.api_endpoint(*methods, render_error=error_response, max_body=max_body)
 
 
 @api_endpoint("POST")
@@ -94,7 +93,7 @@ def _model(name: str) -> dict[str, object]:
 @api_endpoint("GET")
 async def list_models(request: HttpRequest, request_id: str) -> HttpResponse:
     """The routes this key may use (the team's, narrowed to the key's own list if it has one)."""
-    principal: Principal = await authenticate_api_key(door.api_key_from(request))
+    principal: Principal = await door.authenticate(request)
     data = [_model(name) for name in sorted(principal.allowed_routes)]
     return JsonResponse({"object": "list", "data": data})
 
@@ -102,7 +101,7 @@ async def list_models(request: HttpRequest, request_id: str) -> HttpResponse:
 @api_endpoint("GET")
 async def retrieve_model(request: HttpRequest, request_id: str, model: str) -> HttpResponse:
     """One route, if this key may use it; else 404 like OpenAI (route names do not leak)."""
-    principal: Principal = await authenticate_api_key(door.api_key_from(request))
+    principal: Principal = await door.authenticate(request)
     if model not in principal.allowed_routes:
         raise ModelNotFound(
             f"The model '{model}' does not exist or you do not have access to it.", param="model"
@@ -110,7 +109,9 @@ async def retrieve_model(request: HttpRequest, request_id: str, model: str) -> H
     return JsonResponse(_model(model))
 
 
-async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+# Every method: an unknown path is a 404 whatever the method (and a door, so no CSRF 403 page).
+@api_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+async def not_found(request: HttpRequest, request_id: str, path: str = "") -> HttpResponse:
     error = GatewayError(f"Unknown endpoint: {request.method} {request.path}", code="not_found")
     error.status_code = 404
-    return HttpResponse(json.dumps(error.body()), status=404, content_type="application/json")
+    raise error

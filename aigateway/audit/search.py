@@ -1,9 +1,12 @@
 """Reading the audit log for the management API: filters and cursor pagination.
 
 Who reads what: superusers every event; platform admins and auditors the events of their
-organisations (events without an organisation, e.g. gateway-wide breaker changes and
-sign-ins, are for superusers); nobody else any. Newest first; the cursor is the sequence
-number of the last event of a page, so pages stay stable while new events arrive.
+organisations; nobody else any. Events without an organisation (gateway-wide providers,
+routes and breakers, sign-ins) are for superusers and for platform admins and auditors of
+every organisation: they answer for the whole gateway (the single-company set-up), and
+whoever may change providers, routes and breakers reads their history. Newest first; the
+cursor is the sequence number of the last event of a page, so pages stay stable while new
+events arrive.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from aigateway.audit.models import AuditEvent
-from auth.roles import roles_of
+from auth.roles import covers_every_organisation, roles_of
 
 MAX_PAGE = 200
 EXPORT_BATCH = 2000
@@ -52,6 +55,8 @@ def _visible(user: AbstractBaseUser | AnonymousUser) -> Q:
         return Q()
     if not roles.wide_orgs:
         raise PermissionDenied("Only platform admins and auditors can read the audit log.")
+    if covers_every_organisation(roles.wide_orgs):
+        return Q()  # every organisation's events and the gateway-wide ones
     return Q(organisation_id__in=roles.wide_orgs)
 
 

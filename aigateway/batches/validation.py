@@ -108,7 +108,7 @@ def parse_input(
             return parsed
         try:
             raw = json.loads(text_line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested ~1000 levels deep
             error: LineError | None = LineError(
                 "invalid_json_line", "This line is not parseable as valid JSON.", number
             )

@@ -11,7 +11,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 
-from aigateway.api.door import api_key_from
+from aigateway.api.door import authenticate
 from aigateway.api.parsing import read_json_body
 from aigateway.api.views import api_endpoint
 from aigateway.batches import files as file_services
@@ -19,7 +19,7 @@ from aigateway.batches import selectors, services
 from aigateway.batches.serializers import batch_to_openai, file_to_openai, page_to_openai
 from aigateway.core.db import run_db
 from aigateway.gateway.errors import BodyTooLarge, InvalidRequest
-from aigateway.gateway.principal import Principal, authenticate_api_key
+from aigateway.gateway.principal import Principal
 
 CREATE_PARAMS = {
     "input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after",
@@ -28,7 +28,7 @@ MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and the purpose field around t
 
 
 async def _principal(request: HttpRequest) -> Principal:
-    return await authenticate_api_key(api_key_from(request))
+    return await authenticate(request)
 
 
 def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
@@ -64,7 +64,11 @@ def _read_upload(request: HttpRequest) -> tuple[str, str, bytes]:
     return purpose, upload.name or "", upload.read()
 
 
-@api_endpoint("POST", "GET")
+def _upload_body_limit() -> int:
+    return int(settings.AIGATEWAY_BATCH_FILE_MAX_BYTES) + MULTIPART_OVERHEAD
+
+
+@api_endpoint("POST", "GET", max_body=_upload_body_limit)
 async def files(request: HttpRequest, request_id: str) -> HttpResponse:
     principal = await _principal(request)
     if request.method == "POST":

@@ -11,18 +11,23 @@ messages or CSRF, and reach the database only through ``run_db`` (its own thread
 So a request whose URL resolves to a view marked ``gateway_api_door`` is served here without
 thread hops: the request signals' receivers run inline (they are cheap and only touch this
 thread's resources; async receivers are awaited), the middlewares that only shape headers run
-inline, and the rest (sessions, auth, messages, CSRF) are skipped. Every other request (pages,
+inline, and the rest (sessions, auth, messages, CSRF, the page CSP) are skipped; the doors'
+responses get one constant Content-Security-Policy instead. Every other request (pages,
 admin, management API, static files) takes the stock path unchanged.
 
-What stays as in the stock handler: the body is read the same way (size limits, spooling),
-a client disconnect while the response is produced or streamed cancels it (the upstream call
-is closed), and an exception from a view becomes Django's usual error response.
+What stays as in the stock handler: the body is spooled the same way (to disk past
+FILE_UPLOAD_MAX_MEMORY_SIZE), but reading stops at the door's size limit (a Content-Length
+above it is not read at all; a chunked body is cut where it passes it) and the door answers
+413 in its own format, so an endless body costs neither memory nor disk. A client
+disconnect while the response is produced or streamed cancels it (the upstream call is
+closed), and an exception from a view becomes Django's usual error response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from contextlib import closing
 from typing import Any
 
@@ -48,11 +53,20 @@ HEADER_ONLY_MIDDLEWARE = frozenset(
         "django.middleware.security.SecurityMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.clickjacking.XFrameOptionsMiddleware",
-        "django.middleware.csp.ContentSecurityPolicyMiddleware",
     }
 )
+# The doors answer JSON and event streams, never a page: instead of the CSP middleware (it
+# builds the page policy per response, ~8 us), one constant policy that forbids everything.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 API_DOOR_MARK = "gateway_api_door"
+# A door's body size limit: a callable returning bytes (default AIGATEWAY_MAX_BODY_BYTES).
+BODY_LIMIT_MARK = "gateway_max_body"
+# Set in the scope when the body went past the limit (value: the limit); the door answers 413.
+BODY_REFUSED = "aigateway.body_refused"
+# A door's answer to an exception raised before its view ran (a header-only middleware: an
+# invalid Host header, say): ``(request, exception) -> response`` in the door's format.
+ERROR_RESPONSE_MARK = "gateway_error_response"
 
 
 class _RequestProcessed(Exception):
@@ -110,7 +124,7 @@ class GatewayASGIHandler(ASGIHandler):
         self, scope: dict[str, Any], receive: Any, send: Any, match: ResolverMatch
     ) -> None:
         try:
-            body_file = await self.read_body(receive)
+            body_file = await self._read_body_within(scope, receive, _body_limit(match.func))
         except RequestAborted:
             return
         with closing(body_file):
@@ -141,6 +155,40 @@ class GatewayASGIHandler(ASGIHandler):
             else:
                 await self._close(response)
 
+    async def _read_body_within(
+        self, scope: dict[str, Any], receive: Any, limit: int
+    ) -> tempfile.SpooledTemporaryFile[bytes]:
+        """Django's ``read_body``, stopping at ``limit``: past it the body is left unread (the
+        server closes the connection after the answer) and the scope says so."""
+        body_file = tempfile.SpooledTemporaryFile(  # noqa: SIM115 -- the caller closes it
+            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
+        )
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            scope[BODY_REFUSED] = limit
+            return body_file
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                body_file.truncate(0)
+                body_file.seek(0)
+                scope[BODY_REFUSED] = limit
+                return body_file
+            if getattr(body_file, "_rolled", False):  # on disk: write off the event loop
+                await sync_to_async(body_file.write, thread_sensitive=False)(chunk)
+            else:
+                body_file.write(chunk)
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
+
     async def _api_response(self, request: HttpRequest, match: ResolverMatch) -> HttpResponseBase:
         """The middleware chain, view and error handling of Django's async path, inline."""
         set_urlconf(settings.ROOT_URLCONF)
@@ -156,12 +204,17 @@ class GatewayASGIHandler(ASGIHandler):
             if response is None:
                 response = await match.func(request, *match.args, **match.kwargs)
         except Exception as exc:  # noqa: BLE001 -- as Django's convert_exception_to_response
-            response = response_for_exception(request, exc)
+            door_error = getattr(match.func, ERROR_RESPONSE_MARK, None)
+            if door_error is not None and response is None:
+                response = door_error(request, exc)
+            else:
+                response = response_for_exception(request, exc)
         assert response is not None
         for middleware in reversed(entered):
             process_response = getattr(middleware, "process_response", None)
             if process_response is not None:
                 response = process_response(request, response)
+        response.headers.setdefault("Content-Security-Policy", API_CSP)
         response._handler_class = self.__class__  # type: ignore[union-attr]
         response._resource_closers.append(request.close)  # type: ignore[union-attr]
         if response.status_code >= 400:
@@ -181,6 +234,18 @@ class GatewayASGIHandler(ASGIHandler):
             await sync_to_async(response.close)()
         else:
             response.close()
+
+
+def _body_limit(view: Any) -> int:
+    limit = getattr(view, BODY_LIMIT_MARK, None)
+    return int(limit()) if limit is not None else int(settings.AIGATEWAY_MAX_BODY_BYTES)
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
 
 def get_gateway_asgi_application() -> GatewayASGIHandler:

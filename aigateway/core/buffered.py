@@ -14,7 +14,7 @@ import asyncio
 import logging
 import threading
 
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, Error, close_old_connections, connection
 
 from aigateway.core.db import run_db
 
@@ -129,9 +129,11 @@ class BufferedWriter[Item]:
 
 
 def database_up() -> bool:
+    """Does the database answer? Any database failure means no: an InterfaceError (a
+    connection closed under us) escaping from here would lose the batch being retried."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return True
-    except DatabaseError:
+    except Error:  # DatabaseError, and InterfaceError, which is not one
         return False

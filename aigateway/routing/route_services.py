@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from aigateway.audit.changes import audit_change, model_snapshot
+from aigateway.audit.changes import audit_change, model_snapshot, target_type_of
 from aigateway.config_as_code.reader import MAX_INT
 from aigateway.config_as_code.schema import (
     MAX_CACHE_TTL,
@@ -31,6 +32,9 @@ from aigateway.config_as_code.schema import (
 )
 from aigateway.routing.models import CacheMode, CacheScope, Deployment, Route, RouteStrategy
 from providers.models import Credential, CredentialStatus, Provider
+
+if TYPE_CHECKING:
+    from auth.models import ApiKey, Team
 
 ROUTE_NAME = re.compile(r"^\S{1,200}$")  # what clients send as "model": no spaces
 
@@ -261,3 +265,103 @@ def deployment_delete(*, deployment: Deployment, actor: AbstractBaseUser | None 
     deployment.pk = pk  # the audit entry names what was removed
     _audit(actor, "deployment.deleted", deployment, before, label)
     _renumber(route, None, None, actor)
+
+
+# -- deleting a route -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RouteDeletion:
+    """What deleting a route takes with it; the confirmation page shows it first."""
+
+    deployments: list[str]
+    teams: list[str]  # teams that may call it now: they lose it
+    keys: list[str]  # usable keys narrowed to it and other routes: they keep the others
+    guardrail_policies: list[str]
+    blocking_keys: list[str]  # usable keys narrowed to this route alone (see route_delete)
+
+
+def _key_label(key: ApiKey) -> str:
+    return f"{key.team}/{key.name} ({key.prefix}…)"  # as auth/team_services.py labels keys
+
+
+def _holder_snapshot(holder: Team | ApiKey) -> dict[str, Any]:
+    """The shape the team's own ``team.*`` / ``api_key.*`` entries have."""
+    from auth.models import Team
+    from auth.team_services import key_snapshot, team_snapshot
+
+    return team_snapshot(holder) if isinstance(holder, Team) else key_snapshot(holder)
+
+
+def route_deletion_preview(route: Route) -> RouteDeletion:
+    keys = list(
+        route.api_keys.select_related("team__organisation").prefetch_related("allowed_routes")
+    )
+    usable = [k for k in keys if k.revoked_at is None]
+    alone = [k for k in usable if len(k.allowed_routes.all()) == 1]
+    return RouteDeletion(
+        deployments=[
+            f"{d.provider.name}:{d.upstream_model}"
+            for d in route.deployments.select_related("provider").order_by("priority", "id")
+        ],
+        teams=[str(t) for t in route.teams.select_related("organisation").order_by("pk")],
+        keys=[_key_label(k) for k in usable if k not in alone],
+        guardrail_policies=[p.target_label for p in route.guardrail_policies.all()],
+        blocking_keys=[_key_label(k) for k in alone],
+    )
+
+
+@transaction.atomic
+def route_delete(*, route: Route, actor: AbstractBaseUser | None = None) -> RouteDeletion:
+    """Delete a route and what exists only for it: its deployments (with their breaker
+    history) and its guardrail policies. Teams and keys that could call it lose it. Each of
+    those changes is audited on its own object (so each organisation sees its teams' and
+    keys' changes), then ``route.deleted`` lists them.
+
+    Refused while a usable key is narrowed to this route alone: a key narrowed to no route
+    may call every route of its team, so deleting the route would widen that key. Revoke the
+    key, or narrow it to another route, first.
+
+    The config version is bumped (aigateway/routing/signals.py): the API answers 404
+    ``model_not_found`` for the name at once in this process, within
+    AIGATEWAY_CONFIG_CACHE_SECONDS in others. Usage records and audit events keep the name.
+    """
+    route = Route.objects.select_for_update().get(pk=route.pk)
+    plan = route_deletion_preview(route)
+    if plan.blocking_keys:
+        raise ValidationError(
+            {
+                "route": [
+                    "These keys may call only this route; without it they could call every "
+                    "route of their team. Revoke them or give them another route first: "
+                    + ", ".join(plan.blocking_keys)
+                    + "."
+                ]
+            }
+        )
+    # Snapshots first: the rows below go with the route (CASCADE), the holders lose it.
+    gone = [
+        (row, model_snapshot(row, exclude=exclude), label)
+        for row, exclude, label in [
+            *((d, (), str(d)[:300]) for d in route.deployments.select_related("provider")),
+            *((p, ("updated_at",), p.target_label) for p in route.guardrail_policies.all()),
+        ]
+    ]
+    holders: list[tuple[Team | ApiKey, str]] = [
+        *((t, str(t)) for t in route.teams.select_related("organisation")),
+        *((k, _key_label(k)) for k in route.api_keys.select_related("team__organisation")),
+    ]
+    holders_before = [_holder_snapshot(h) for h, _ in holders]
+    before, pk, name = model_snapshot(route), route.pk, route.name
+    route.delete()
+    route.pk = pk  # the audit entry names what was removed
+    why = {"via": "dashboard", "route_deleted": name} if actor else {"route_deleted": name}
+    for row, row_before, label in gone:
+        audit_change(actor=actor, action=f"{target_type_of(row)}.deleted", target=row,
+                     before=row_before, after=None, target_label=label, details=why)  # fmt: skip
+    for (holder, label), holder_before in zip(holders, holders_before, strict=True):
+        audit_change(actor=actor, action=f"{target_type_of(holder)}.updated", target=holder,
+                     before=holder_before, after=_holder_snapshot(holder), target_label=label,
+                     details=why)  # fmt: skip
+    audit_change(actor=actor, action="route.deleted", target=route, before=before, after=None,
+                 target_label=name, details={**why, "deployments": plan.deployments,
+                                             "teams": plan.teams, "keys": plan.keys})  # fmt: skip
+    return plan

@@ -1,9 +1,11 @@
-"""Admin actions on routing state: forcing, resetting and reading circuit breakers."""
+"""Admin actions on routing state: forcing, resetting and reading circuit breakers and their
+history."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AbstractBaseUser
@@ -12,15 +14,22 @@ from aigateway.audit.services import audit_record
 from aigateway.gateway.breaker import BreakerConfig, BreakerState, Transition, breaker_store
 from aigateway.gateway.breaker_events import store_transition
 from aigateway.gateway.breaker_sync import breaker_sync
-from aigateway.routing.models import Deployment
+from aigateway.routing.models import BreakerEvent, Deployment
 
 BREAKER_MODES = ("open", "closed", "reset")
+MAX_REASON = 300  # as the management API's
 
 
 @dataclass(frozen=True)
 class DeploymentBreaker:
     deployment: Deployment
     breaker: BreakerState
+
+    @property
+    def opened_at(self) -> datetime | None:
+        """When the breaker last opened (automatic openings; None while it never has)."""
+        at = self.breaker.opened_at
+        return datetime.fromtimestamp(at, UTC) if at else None
 
 
 def breaker_force(
@@ -31,7 +40,9 @@ def breaker_force(
     if mode not in BREAKER_MODES:
         raise ValueError(f"mode must be one of {', '.join(BREAKER_MODES)}")
     if not reason.strip():
-        raise ValueError("a reason is required")
+        raise ValueError("Give a reason: it is kept in the breaker's history.")
+    if len(reason.strip()) > MAX_REASON or "\x00" in reason:
+        raise ValueError(f"The reason is at most {MAX_REASON} characters of text.")
 
     async def force() -> Transition:
         return await breaker_store().force(deployment.pk, mode)
@@ -65,10 +76,12 @@ def breaker_force(
     return recorded
 
 
-def breakers_list() -> list[DeploymentBreaker]:
-    deployments = list(
-        Deployment.objects.select_related("route", "provider").order_by("route__name", "priority")
-    )
+def breakers_list(*, deployment_ids: list[int] | None = None) -> list[DeploymentBreaker]:
+    """Every deployment's breaker (or those of ``deployment_ids``), live from the shared store."""
+    rows = Deployment.objects.select_related("route", "provider")
+    if deployment_ids is not None:
+        rows = rows.filter(pk__in=deployment_ids)
+    deployments = list(rows.order_by("route__name", "priority"))
     cfg, now = BreakerConfig.from_settings(), time.time()
 
     async def states() -> list[BreakerState]:
@@ -78,3 +91,14 @@ def breakers_list() -> list[DeploymentBreaker]:
     return [
         DeploymentBreaker(d, s) for d, s in zip(deployments, async_to_sync(states)(), strict=True)
     ]
+
+
+def breaker_history(*, deployment_id: int | None = None, limit: int = 50) -> list[BreakerEvent]:
+    """The newest transitions (automatic and forced, with their reasons), of one deployment
+    or of all."""
+    events = BreakerEvent.objects.select_related(
+        "deployment__route", "deployment__provider", "actor"
+    )
+    if deployment_id is not None:
+        events = events.filter(deployment_id=deployment_id)
+    return list(events[:limit])

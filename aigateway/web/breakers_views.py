@@ -1,65 +1,99 @@
-"""Circuit breakers: live state per deployment, recent transitions, force/reset (audited)."""
+"""Circuit breakers: live state and failure counts per deployment, their history, and forcing
+one open or closed or resetting it (with a confirmation and a reason; stored with the
+transition and audited by aigateway/routing/services.py).
+
+Who: whoever may edit routes forces and resets (gateway operators and platform admins of
+every organisation: aigateway/web/permissions.py); other platform admins and auditors read;
+team roles get 403. The live fragment is checked like the page.
+"""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from aigateway.routing.models import BreakerEvent, Deployment
-from aigateway.routing.services import breaker_force, breakers_list
+from aigateway.routing.models import Deployment
+from aigateway.routing.services import breaker_force, breaker_history, breakers_list
 from aigateway.web.permissions import (
-    can_manage_gateway,
-    require_gateway_manager,
+    can_edit_gateway_config,
+    require_breaker_controller,
     require_gateway_reader,
 )
 
 ACTIONS = {"open": "open", "close": "closed", "reset": "reset"}
+POLL_SECONDS = 5
+MAX_IDS = 1000
 
 
-def _context(request: HttpRequest) -> dict[str, object]:
-    events = BreakerEvent.objects.select_related(
-        "deployment__route", "deployment__provider", "actor"
-    )[:50]
-    return {
-        "rows": breakers_list(),
-        "events": events,
-        "can_manage": can_manage_gateway(request.user),
-        "nav": "breakers",
-    }
+def _history_of(request: HttpRequest) -> Deployment | None:
+    """``?deployment=<id>`` narrows the history to one deployment (404 if there is none)."""
+    text = request.GET.get("deployment", "")
+    if not text:
+        return None
+    if not text.isdigit():
+        raise Http404("There is no such deployment.")
+    return get_object_or_404(Deployment.objects.select_related("route", "provider"), pk=int(text))
 
 
 @login_required
+@require_GET
 def breakers_page(request: HttpRequest) -> HttpResponse:
     require_gateway_reader(request.user)
-    return render(request, "web/breakers.html", _context(request))
+    only = _history_of(request)
+    rows = breakers_list()
+    context = {
+        "rows": rows,
+        "ids": ",".join(str(row.deployment.pk) for row in rows),
+        "history_of": only,
+        "events": breaker_history(deployment_id=only.pk if only else None),
+        "can_manage": can_edit_gateway_config(request.user),
+        "poll": POLL_SECONDS,
+        "nav": "breakers",
+    }
+    return render(request, "web/breakers.html", context)
 
 
 @login_required
+@require_GET
 def breakers_fragment(request: HttpRequest) -> HttpResponse:
-    """The live table alone, refreshed by htmx; checked like the page."""
+    """htmx polling: the state, failure-count and probe cells of the deployments the page
+    shows (``?ids=3,4``) and the history table, as out-of-band swaps, so the open "Change…"
+    forms (and what the user typed in them) stay put. Checked like the page."""
     require_gateway_reader(request.user)
-    return render(request, "web/breakers.html#breaker-table", _context(request))
+    parts = [p for p in request.GET.get("ids", "").split(",") if p]
+    if len(parts) > MAX_IDS or not all(p.isdigit() for p in parts):
+        return HttpResponseBadRequest("ids: up to 1000 deployment ids, comma-separated.")
+    only = _history_of(request)
+    context = {
+        "rows": breakers_list(deployment_ids=[int(p) for p in parts]) if parts else [],
+        "history_of": only,
+        "events": breaker_history(deployment_id=only.pk if only else None),
+    }
+    return render(request, "web/breakers/live.html", context)
 
 
 @login_required
 @require_POST
 def breaker_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    require_gateway_manager(request.user)
-    deployment = get_object_or_404(Deployment, pk=pk)
+    require_breaker_controller(request.user)
+    deployment = get_object_or_404(Deployment.objects.select_related("route", "provider"), pk=pk)
     mode = ACTIONS.get(action)
-    reason = request.POST.get("reason", "").strip()
     if mode is None:
-        messages.error(request, "Unknown action.")
-    elif not reason:
-        messages.error(request, "Please give a reason: it is kept in the breaker's history.")
-    elif request.POST.get("confirm") != "yes":
-        messages.error(request, "Please tick the confirmation box.")
+        raise Http404("There is no such breaker action.")
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Nothing changed: please tick the confirmation box.")
+        return redirect("web:breakers")
+    actor = request.user if isinstance(request.user, AbstractBaseUser) else None
+    try:
+        transition = breaker_force(
+            deployment=deployment, mode=mode, reason=request.POST.get("reason", ""), actor=actor
+        )
+    except ValueError as exc:  # no reason, or too long a one
+        messages.error(request, f"Nothing changed. {exc}")
     else:
-        actor = request.user if isinstance(request.user, AbstractBaseUser) else None
-        transition = breaker_force(deployment=deployment, mode=mode, reason=reason, actor=actor)
         messages.success(request, f"{deployment}: {transition.from_state} → {transition.to_state}.")
     return redirect("web:breakers")

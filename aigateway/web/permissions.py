@@ -1,8 +1,9 @@
 """Who may see and change gateway-wide resources (providers, routes, deployments, breakers).
 
-Deployments serve every organisation, so changing them is for gateway operators (Django
-superusers); platform admins and auditors may read them. Per-organisation data has its own
-checks.
+They serve every organisation, so changing them is for whoever answers for every organisation:
+gateway operators (Django superusers) and platform admins of every organisation (the usual
+single-company set-up). Platform admins of some organisations and auditors read them.
+Per-organisation data has its own checks.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 
-from auth.roles import roles_of
+from auth.roles import covers_every_organisation, roles_of
 
 
 def can_manage_gateway(user: AbstractBaseUser | AnonymousUser) -> bool:
-    """Deployments serve every organisation: only gateway operators (Django superusers)
-    change them. An organisation's platform admin must not throttle or break another's."""
+    """A gateway operator (Django superuser): may do anything, whatever the tenancy."""
     return bool(user.is_authenticated and getattr(user, "is_superuser", False))
 
 
@@ -30,11 +30,6 @@ def require_gateway_reader(user: AbstractBaseUser | AnonymousUser) -> None:
         raise PermissionDenied("Only platform admins and auditors can see this page.")
 
 
-def require_gateway_manager(user: AbstractBaseUser | AnonymousUser) -> None:
-    if not can_manage_gateway(user):
-        raise PermissionDenied("Only platform admins can change this.")
-
-
 # -- providers, credentials, routes and deployments (gateway-wide configuration) ------------
 def can_edit_gateway_config(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Providers, credentials, prices, routes and deployments serve every organisation, so
@@ -44,12 +39,7 @@ def can_edit_gateway_config(user: AbstractBaseUser | AnonymousUser) -> bool:
     would change another tenant's traffic."""
     if can_manage_gateway(user):
         return True
-    admin_orgs = roles_of(user).admin_orgs
-    if not admin_orgs:
-        return False
-    from auth.models import Organisation
-
-    return not Organisation.objects.exclude(pk__in=admin_orgs).exists()
+    return covers_every_organisation(roles_of(user).admin_orgs)
 
 
 def require_gateway_config_editor(user: AbstractBaseUser | AnonymousUser) -> None:
@@ -57,4 +47,14 @@ def require_gateway_config_editor(user: AbstractBaseUser | AnonymousUser) -> Non
         raise PermissionDenied(
             "Providers and routes serve every organisation: only gateway operators and "
             "platform admins of every organisation can change them."
+        )
+
+
+def require_breaker_controller(user: AbstractBaseUser | AnonymousUser) -> None:
+    """Forcing or resetting a circuit breaker changes every organisation's traffic on that
+    deployment, as editing the deployment would: the same people may do it."""
+    if not can_edit_gateway_config(user):
+        raise PermissionDenied(
+            "Circuit breakers serve every organisation: only gateway operators and platform "
+            "admins of every organisation can force or reset them."
         )

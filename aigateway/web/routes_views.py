@@ -1,6 +1,7 @@
 """The Routes page: each route's deployments, strategy, retries, failover and cache settings,
-live health per deployment (an htmx fragment polled every 5 seconds), and creating routes
-and adding, changing and removing deployments (aigateway/routing/route_services.py).
+live health per deployment (an htmx fragment polled every 5 seconds), and creating and
+deleting routes and adding, changing and removing deployments
+(aigateway/routing/route_services.py).
 
 Who: as the Providers page (aigateway/web/providers_views.py): editors change, other
 platform admins and auditors read, team admins and members get 403 (their teams' route
@@ -26,6 +27,8 @@ from aigateway.routing.route_services import (
     deployment_delete,
     deployment_update,
     route_create,
+    route_delete,
+    route_deletion_preview,
     route_update,
 )
 from aigateway.web.denied import denied_as_page
@@ -205,6 +208,28 @@ def deployment_remove(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("web:route", pk=route_id)
     context = {"nav": "routes", "deployment": deployment}
     return render(request, "web/routes/deployment_remove.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@_denied
+def route_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET shows what goes with the route and asks for confirmation; POST deletes it (400 on
+    the same page when a key would be widened: see route_delete)."""
+    require_gateway_config_editor(request.user)
+    route = get_object_or_404(Route, pk=pk)
+    status, error = 200, ""
+    if request.method == "POST":
+        try:
+            route_delete(route=route, actor=_actor(request))
+        except ValidationError as exc:
+            status, error = 400, " ".join(exc.messages)
+        else:
+            messages.success(request, f"Deleted the route {route.name}.")
+            return redirect("web:routes")
+    context = {"nav": "routes", "route": route, "plan": route_deletion_preview(route),
+               "error": error}  # fmt: skip
+    return render(request, "web/routes/route_delete.html", context, status=status)
 
 
 @login_required

@@ -109,6 +109,7 @@ urlpatterns = [
     path("routes/", routes_views.routes_page, name="routes"),
     path("routes/health/", routes_views.routes_health, name="routes_health"),
     path("routes/<int:pk>/", routes_views.route_page, name="route"),
+    path("routes/<int:pk>/delete/", routes_views.route_remove, name="route_delete"),
     path("routes/<int:pk>/deployments/", routes_views.deployment_add, name="deployment_add"),
     path(
         "routes/deployments/<int:pk>/edit/",

@@ -18,6 +18,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
 
+from auth.login_throttle import login_locked
 from auth.models import Organisation, OrgMembership, TeamMembership
 from auth.sso.models import IdentityProvider, TotpDevice
 from auth.sso.totp import totp_verify
@@ -48,7 +49,21 @@ class GatewayLoginForm(AuthenticationForm):
         "otp": "The one-time code is missing, wrong or already used.",
         "local_off": "Password sign-in is off for your organisation: use its single sign-on "
         "button (break-glass accounts need their one-time code).",
+        "throttled": "Too many failed sign-ins for this account or from this address: "
+        "sign-in is paused for a while. Try again later.",
     }
+
+    def clean(self) -> dict[str, Any]:
+        # Locked out (auth/login_throttle.py): refused before the password is even checked.
+        username = self.cleaned_data.get("username")
+        if username and login_locked(self.request, username):
+            user_login_failed.send(
+                sender=__name__,
+                credentials={"username": username, "reason": "throttled"},
+                request=self.request,
+            )
+            raise ValidationError(self.error_messages["throttled"], code="throttled")
+        return super().clean()
 
     def confirm_login_allowed(self, user: Any) -> None:
         super().confirm_login_allowed(user)
@@ -103,6 +118,6 @@ def _error_sentence(form: Any) -> str:
     if form is None or not form.errors:
         return ""
     for error in form.non_field_errors().as_data():
-        if error.code in ("otp", "local_off", "inactive"):
+        if error.code in ("otp", "local_off", "inactive", "throttled"):
             return " ".join(error.messages)
     return ""

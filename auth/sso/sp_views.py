@@ -35,6 +35,7 @@ from onelogin.saml2.errors import OneLogin_Saml2_Error
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
+from auth.sso.csp import allow_form_action
 from auth.sso.models import IdentityProvider
 from auth.sso.rejections import reject_page
 from auth.sso.saml_config import onelogin_settings, request_data
@@ -127,7 +128,13 @@ def finish_acs(request: HttpRequest, organization_slug: str) -> HttpResponse:
 
 
 def login(request: HttpRequest, organization_slug: str) -> HttpResponse:
-    return _guarded(saml_views.login, request, organization_slug)
+    response = _guarded(saml_views.login, request, organization_slug)
+    if request.method == "GET" and response.status_code == 200:
+        # The confirm page's form is answered with a redirect to the IdP (form-action).
+        idp = _idp_for_slug(organization_slug)
+        if idp is not None:
+            allow_form_action(response, [idp.sso_url])
+    return response
 
 
 def metadata(request: HttpRequest, organization_slug: str) -> HttpResponse:

@@ -118,6 +118,20 @@ def test_gateway_operators_see_every_event(client: Client, cast, events) -> None
     assert _get(client, root, f"/audit/{events['gateway'].pk}/").status_code == 200
 
 
+@pytest.mark.parametrize("role", [OrgRole.PLATFORM_ADMIN, OrgRole.AUDITOR])
+def test_a_reader_of_every_organisation_also_sees_the_gateway_wide_events(
+    client: Client, cast, events, role: str
+) -> None:
+    """alice (platform admin of acme) or dave (auditor of acme) given the same role in globex
+    answers for every organisation: providers, routes and breakers are theirs to read too."""
+    user = cast.alice if role == OrgRole.PLATFORM_ADMIN else cast.dave
+    OrgMembership.objects.create(user=user, organisation=cast.other_org, role=role)
+    html = _get(client, user, PAGE).content.decode()
+    assert set(_detail_links(html)) >= {e.pk for e in events.values()}
+    assert "gateway-wide" in html
+    assert _get(client, user, f"/audit/{events['gateway'].pk}/").status_code == 200
+
+
 # -- filters and pagination -----------------------------------------------------------------
 def test_filters_narrow_the_table_on_the_page_and_in_the_fragment(
     client: Client, cast, events
@@ -163,9 +177,10 @@ def test_pages_follow_each_other_without_repeats_in_a_fixed_number_of_queries(
     url, pages = PAGE, 0
     while url:
         client.force_login(cast.alice)
-        # session, user, roles (2) to check access, roles (2) in the search, the page of
-        # events, organisation names, team names: the same for 50 rows as for one.
-        with django_assert_num_queries(9):
+        # session, user, roles (2) to check access, roles (2) and "any organisation she does
+        # not read?" in the search, the page of events, organisation names, team names: the
+        # same for 50 rows as for one.
+        with django_assert_num_queries(10):
             html = client.get(url, **HX).content.decode()
         seen += _detail_links(html)
         older = re.search(r'hx-get="(/audit/rows/\?[^"]*cursor=\d+)"', html)

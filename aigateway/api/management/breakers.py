@@ -1,5 +1,6 @@
 """Circuit breakers: live state, recent transitions, and forcing one open/closed or resetting
-it (gateway operators only, with a reason; stored with the transition and audited)."""
+it (whoever may edit routes: gateway operators and platform admins of every organisation;
+with a reason, stored with the transition and audited)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from aigateway.api.management.errors import ApiError
 from aigateway.api.management.security import current_user
 from aigateway.routing.models import BreakerEvent, Deployment
 from aigateway.routing.services import breaker_force, breakers_list
-from aigateway.web.permissions import require_gateway_manager, require_gateway_reader
+from aigateway.web.permissions import require_breaker_controller, require_gateway_reader
 
 router = Router(tags=["breakers"])
 ACTIONS = {"open": "open", "close": "closed", "reset": "reset"}
@@ -106,7 +107,7 @@ class TransitionOut(Schema):
              summary="Force a breaker open or closed, or reset it")  # fmt: skip
 def force_breaker(request: HttpRequest, deployment_id: IdPath, body: BreakerForce) -> TransitionOut:
     user: AbstractBaseUser = current_user(request)
-    require_gateway_manager(user)
+    require_breaker_controller(user)
     deployment = Deployment.objects.select_related("route", "provider").get(pk=deployment_id)
     if not body.reason.strip():
         raise ApiError(400, "Give a reason: it is kept in the breaker's history.", param="reason")

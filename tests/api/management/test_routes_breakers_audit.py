@@ -62,6 +62,19 @@ def test_platform_admins_do_not_force_breakers(cast, route) -> None:
     assert not AuditEvent.objects.filter(action__startswith="breaker.").exists()
 
 
+def test_a_platform_admin_of_every_organisation_forces_breakers(cast, route) -> None:
+    """As on the dashboard: whoever may edit routes may force their breakers."""
+    from tests.web.gateway_config_support import make_admin_of_every_organisation
+
+    deployment = route.deployments.get()
+    client = token_client(make_admin_of_every_organisation(cast))
+    response = client.post(
+        f"deployments/{deployment.pk}/breaker", {"action": "open", "reason": "maintenance"}
+    )
+    assert (response.status_code, response.json()["to_state"]) == (200, "forced_open")
+    assert AuditEvent.objects.get(action="breaker.open").actor == cast.alice
+
+
 def _events(cast, count: int) -> None:
     for n in range(count):
         audit_record(
