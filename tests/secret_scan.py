@@ -34,7 +34,7 @@ MIN_LENGTH = 10  # shorter test values ("right", "x") are words, not secrets
 BODY_LIMIT = 8 * 1024 * 1024  # bytes of one body kept for the scan (tests' bodies are small)
 # POST endpoints that show a freshly issued secret once: the dashboard's key issue page, the
 # management API's key and admin-token creation.
-ISSUING = re.compile(r"^/teams/\d+/keys/$|^/api/teams/\d+/keys$|^/api/tokens$")
+ISSUING = re.compile(r"^/teams/\d+/keys/$|^/api/v1/teams/\d+/keys$|^/api/v1/tokens$")
 
 
 @dataclass

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import threading
 
-from django.db import DatabaseError, Error, close_old_connections, connection
+from django.db import Error, close_old_connections, connection
 
 from aigateway.core.db import run_db
 

@@ -334,6 +334,7 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
             return
         started = True
         await aclose_quietly(opened.rest)
+        await opened.left()
         usage = Usage(input_tokens=count_prompt_tokens(request), output_tokens=0)
         await lease.settle(usage)
         _record(ctx, request, outcome, status_code=499, usage=usage,
@@ -358,6 +359,7 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
                 collected.add(chunk)
                 yield chunk
                 chunk = await anext(iterator, None)
+            await opened.succeeded()  # the stream's end is the deployment's verdict
             if collected.complete():  # only a stream that ended normally is cached
                 answer = collected.response(
                     model=request.model, response_id=ctx.request_id, served_by=served
@@ -375,6 +377,10 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
             status = 499 if not hasattr(exc, "kind") else 502
             if isinstance(exc, ProviderError) and health_failure(exc):
                 await breaker_note(target, ok=False)
+            elif isinstance(exc, ProviderError):
+                await opened.succeeded()  # the upstream answered (a 400 is not unhealthy)
+            elif chunk is not None:  # the client left (the breaker learnt nothing)
+                await opened.left()
             raise
         finally:
             if chunk is not None:  # left early (closed, cancelled, failed): stop the upstream

@@ -218,11 +218,14 @@ async def _run_resilient[T](
     call: Callable[[DeploymentTarget], Awaitable[T]],
     demand: Demand,
     usage_of: Callable[[T], Usage | None] = _keep_estimate,
+    hold: Callable[[T, Decision, float], None] | None = None,
 ) -> T:
     """The one retry/failover loop, whatever the call (chat, stream opening, embeddings).
 
     ``usage_of`` gives a successful result's real usage, to reconcile the deployment's own
     token limits; None keeps the estimate (a stream's usage is known only at its end).
+    ``hold``: the success is not the breaker's to hear yet (an opened stream may still break);
+    it gets the breaker decision and latency, and the caller reports the outcome later.
     """
     policy = route.policy
     candidates = await _ordered(route)
@@ -273,7 +276,11 @@ async def _run_resilient[T](
                 usage = usage_of(result)
                 if usage is not None:
                     await deployment_lease.settle(usage)
-                await _call_succeeded(target, decision, (time.monotonic() - started) * 1000)
+                latency_ms = (time.monotonic() - started) * 1000
+                if hold is None:
+                    await _call_succeeded(target, decision, latency_ms)
+                else:
+                    hold(result, decision, latency_ms)
                 return result
             attempts.end(target, attempt, exc.kind)
             await deployment_lease.settle(None)
@@ -359,11 +366,32 @@ def _demand(request: ChatRequest) -> Demand:
 
 @dataclass(slots=True)
 class OpenedStream:
-    """A stream whose first chunk has arrived: failover is over, the client may see it."""
+    """A stream whose first chunk has arrived: failover is over, the client may see it.
+
+    The deployment's breaker hears how the stream ends, not that it opened: the pipeline
+    calls ``succeeded`` at its normal end, ``breaker_note(ok=False)`` when the upstream breaks
+    it, ``left`` when the client goes. Counting the first chunk as a success made a stream
+    that breaks mid-way a success *and* a failure, so a deployment whose streams all stall
+    after their first chunk kept resetting its consecutive failures and could stay closed.
+    """
 
     target: DeploymentTarget
     first: ChatChunk
     rest: AsyncIterator[ChatChunk]
+    decision: Decision = Decision.ALLOW
+    latency_ms: float = 0.0  # until the first chunk: the deployment's latency sample
+
+    async def succeeded(self) -> None:
+        await _call_succeeded(self.target, self.decision, self.latency_ms)
+
+    async def left(self) -> None:
+        """Neither verdict (the client went away): a probe gives its lease back."""
+        if self.decision is Decision.PROBE:
+            await _release_probe(self.target)
+
+
+def _hold_stream_outcome(opened: OpenedStream, decision: Decision, latency_ms: float) -> None:
+    opened.decision, opened.latency_ms = decision, latency_ms
 
 
 async def resilient_stream_open(
@@ -377,4 +405,6 @@ async def resilient_stream_open(
             raise errors.ServerError("the upstream closed the stream without data") from None
         return OpenedStream(target=target, first=first, rest=iterator)
 
-    return await _run_resilient(route, attempts, deadline, call, _demand(request))
+    return await _run_resilient(
+        route, attempts, deadline, call, _demand(request), hold=_hold_stream_outcome
+    )

@@ -44,6 +44,7 @@ from aigateway.web.routes_forms import (
     route_initial,
 )
 from aigateway.web.routes_selectors import deployments_health, routes_overview
+from auth.roles import roles_of
 
 _denied = denied_as_page(nav="routes", back_to="web:routes", back_label="Back to routes")
 POLL_SECONDS = 5
@@ -105,9 +106,15 @@ def _detail(request: HttpRequest, pk: int, status: int = 200, **forms: Any) -> H
         raise Http404(f"There is no route #{pk}.")
     route = found[0]
     settings_initial = route_initial(RouteSettings.of(route))
+    roles = roles_of(request.user)
     context = {
         "nav": "routes",
         "route": route,
+        # The route serves every organisation, its readers do not: name only the teams of
+        # organisations the user administers or audits (issue #13, no cross-tenant reads).
+        "teams": [
+            t for t in route.teams.all() if roles.superuser or t.organisation_id in roles.wide_orgs
+        ],
         "health": _health_of(found),
         "health_ids": _ids(found),
         "can_edit": can_edit_gateway_config(request.user),

@@ -60,7 +60,10 @@ async def one(
     number: int,
     timeout: float,
 ) -> dict[str, Any]:
-    body = {"model": model, "messages": [{"role": "user", "content": f"load {number}"}]}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": f"load {number}"}],
+    }
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}

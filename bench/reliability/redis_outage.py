@@ -60,8 +60,8 @@ def run(stack: Stack, config: RedisOutageConfig | None = None) -> DrillReport:
     with Sampler(readyz_probe(stack.base_url), 0.25) as ready:
         try:
             time.sleep(config.lead_seconds + 0.5)  # the load process needs a moment to start
-            stopped = time.time()
             stack.redis.stop()
+            stopped = time.time()  # gone (the stop waits for the process to exit)
             time.sleep(min(1.0, config.outage_seconds / 3))
             during = [api_call(stack.base_url, LIMIT_DURING_KEY, "drill") for _ in range(probes)]
             time.sleep(max(0.0, stopped + config.outage_seconds - time.time()))

@@ -180,15 +180,17 @@ class Stack:
 
     def breaker_state(self, upstream_model: str) -> str:
         """The shared breaker's state in Redis ("closed" when it has no hash yet)."""
-        client = redis.Redis.from_url(self.redis.url(0), socket_timeout=1, socket_connect_timeout=1)
+        client = redis.Redis.from_url(
+            self.redis.url(0), socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+        )
         try:
             key = f"aigw:breaker:{self.deployments[upstream_model]}"
-            forced, state = client.hmget(key, "forced", "state")
+            forced, state = client.hmget(key, ["forced", "state"])
         finally:
             client.close()
         if forced:
-            return f"forced_{forced.decode()}"
-        return state.decode() if state else "closed"
+            return "forced_" + str(forced)
+        return str(state or "closed")
 
 
 def login(base_url: str, username: str, password: str) -> str:
@@ -215,8 +217,9 @@ def login(base_url: str, username: str, password: str) -> str:
 
 
 class Sampler:
-    """Calls ``probe`` every ``interval`` seconds in a thread, keeping (time, value) pairs
-    (``/readyz`` answers, breaker states); exceptions are kept as their type name."""
+    """Calls ``probe`` every ``interval`` seconds in a thread, keeping (time it was sent,
+    value) pairs (``/readyz`` answers, breaker states); exceptions are kept as their type
+    name."""
 
     def __init__(self, probe: Any, interval: float = 0.2) -> None:
         self.probe, self.interval = probe, interval
@@ -226,11 +229,12 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            sent = time.time()  # what a sample says holds from when it was asked
             try:
                 value = self.probe()
             except Exception as exc:  # noqa: BLE001 - a failed probe is a sample too
                 value = "error:" + type(exc).__name__
-            self.samples.append((time.time(), value))
+            self.samples.append((sent, value))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> Self:

@@ -24,11 +24,11 @@ class Panel:
 
 
 def nice_max(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 x 10^k at or above ``value``."""
+    """The smallest 1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 x 10^k at or above ``value``."""
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= value)
+    return next(m * power for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= value)
 
 
 def _fmt(value: float) -> str:
@@ -39,7 +39,7 @@ def chart(ts: list[float], panels: list[Panel], title: str) -> str:
     height = TOP + len(panels) * (PANEL_HEIGHT + GAP) + BOTTOM - GAP
     plot_w = WIDTH - LEFT - RIGHT
     t_max = max(ts) if ts else 1.0
-    x_max = nice_max(t_max / 60)
+    x_max = nice_max(round(t_max / 60, 1))  # 10.005 minutes is a 10-minute axis
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">',

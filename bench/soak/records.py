@@ -1,16 +1,18 @@
 """Records expected vs stored: every answered call has one usage record and one audit entry.
 
-    DATABASE_URL=... python -m bench.soak.records ids.txt
+    DATABASE_URL=... python -m bench.soak.records [--verify-chain] ids.txt
 
 ``ids.txt`` holds "request_id status" lines, one per call the client got an answer to (the
 gateway's ``x-request-id``). Run after the gateway has stopped, so its buffers have flushed.
 Prints one JSON object: how many were expected, how many usage rows and ``api.call`` audit
 entries match them one to one (same status for usage), the ids that are missing, recorded
 twice or recorded with another status, and how many rows exist for ids nobody was answered.
+With ``--verify-chain``, also what ``manage.py audit verify`` says of the audit hash chain.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -75,16 +77,32 @@ def read_ids(path: Path) -> dict[str, int]:
     return expected
 
 
+def verify_chain() -> str:
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    try:
+        call_command("audit", "verify", stdout=out)
+    except CommandError as exc:  # the first problem in the chain
+        return str(exc)
+    return out.getvalue().strip()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        raise SystemExit("usage: DATABASE_URL=... python -m bench.soak.records IDS_FILE")
+    chain = "--verify-chain" in args
+    paths = [a for a in args if a != "--verify-chain"]
+    if len(paths) != 1:
+        raise SystemExit("usage: python -m bench.soak.records [--verify-chain] IDS_FILE")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aigateway.settings")
     os.environ.setdefault("AIGATEWAY_ALLOW_INSECURE_DEFAULTS", "true")  # reads no secret
     import django
 
     django.setup()
-    print(json.dumps(check(read_ids(Path(args[0])))))
+    result = check(read_ids(Path(paths[0])))
+    if chain:
+        result["chain"] = verify_chain()
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ flush), the records are checked against the answers (bench/soak/records.py), and
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import targets
-from bench.soak.chart import Panel, chart
+from bench.soak import output
 from bench.soak.summary import summary
 from bench.targets import ROOT, Target
 
@@ -48,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs",
                         help="soak.csv and soak.svg go here")  # fmt: skip
     parser.add_argument("--summary", type=Path, help="also write the markdown summary here")
+    parser.add_argument("--replot", type=Path, metavar="CSV",
+                        help="only redraw soak.svg from a soak.csv (same --rate etc.)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -126,6 +127,8 @@ def drive(args: argparse.Namespace, gateway: Target, logs: Path) -> tuple[list[R
             if line.get("final"):
                 final = line
                 continue
+            if line["sent"] == 0:
+                continue  # the drain after the last send: not a window of the steady load
             now = worker_pids(gateway.process.pid)
             line["worker_pids"] = now
             line["rss_mib"] = [rss_mib(pid) for pid in workers]
@@ -141,26 +144,6 @@ def drive(args: argparse.Namespace, gateway: Target, logs: Path) -> tuple[list[R
     return rows, final
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], workers: int) -> None:
-    with path.open("w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["t_s", "sent", "ok", "rate_limited", "errors", "errors_by_kind",
-                         "cache_hit", "cache_miss", "streams_ok", "p50_ms", "p99_ms",
-                         "stream_ttft_p99_ms", "loadgen_lag_ms",
-                         *[f"rss_mib_worker{i + 1}" for i in range(workers)]])  # fmt: skip
-        for r in rows:
-            writer.writerow([r["t"], r["sent"], r["ok"], r["rate_limited"],
-                             sum(r["errors"].values()),
-                             ";".join(f"{k}:{v}" for k, v in sorted(r["errors"].items())),
-                             r["cache"].get("HIT", 0), r["cache"].get("MISS", 0), r["streams_ok"],
-                             r["p50_ms"], r["p99_ms"], r["ttft_p99_ms"], r["lag_ms"],
-                             *[_mib(v) for v in r["rss_mib"]]])  # fmt: skip
-
-
-def _mib(value: float | None) -> str:
-    return f"{value:.1f}" if value is not None else ""
-
-
 def check_records(database_url: str, logs: Path) -> dict[str, Any]:
     env = dict(os.environ, DATABASE_URL=database_url)
     result = subprocess.run(
@@ -174,6 +157,9 @@ def check_records(database_url: str, logs: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.replot:
+        (args.out_dir / "soak.svg").write_text(output.plot(args.replot, args))
+        return
     command = "python -m bench.soak " + shlex.join(sys.argv[1:] if argv is None else argv)
     logs = Path(tempfile.mkdtemp(prefix="aigw-soak-"))
     database_url = args.database_url or f"sqlite:///{logs / 'soak.sqlite3'}"
@@ -191,20 +177,8 @@ def main(argv: list[str] | None = None) -> None:
             targets.stop(target)
     records = check_records(database_url, logs)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out_dir / "soak.csv", rows, args.workers)
-    ts = [float(r["t"]) for r in rows]
-    rss = {f"worker {i + 1}": [r["rss_mib"][i] for r in rows] for i in range(args.workers)}
-    panels = [
-        Panel("p99 latency of non-streamed calls", "ms", {"p99": [r["p99_ms"] for r in rows],
-                                                          "p50": [r["p50_ms"] for r in rows]}),
-        Panel("RSS per gateway worker", "MiB", rss),  # type: ignore[dict-item]
-        Panel("errors and 429s per window", "calls",
-              {"errors": [float(sum(r["errors"].values())) for r in rows],
-               "429 (limited key)": [float(r["rate_limited"]) for r in rows]}),
-    ]  # fmt: skip
-    title = (f"aigateway soak: {args.rate:g} req/s for {args.minutes:g} min, {args.workers} "
-             "uvicorn workers, rate limits + exact cache + audit on")  # fmt: skip
-    (args.out_dir / "soak.svg").write_text(chart(ts, panels, title))
+    output.write_csv(args.out_dir / "soak.csv", rows, args.workers)
+    (args.out_dir / "soak.svg").write_text(output.plot(args.out_dir / "soak.csv", args))
     text, flat = summary(
         command=command, args=args, rows=rows, final=final, records=records,
         stop_seconds=stop_seconds, machine=f"{platform.node()}, {os.cpu_count()} CPUs, "

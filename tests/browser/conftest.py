@@ -2,7 +2,9 @@
 
 Every test in tests/browser is marked ``browser``. The browser is launched once per test
 process; each test gets a fresh context (cookies, storage) and page. Pages are served by the
-real ASGI app (``live_gateway``: uvicorn in a thread of this process).
+real ASGI app (``live_gateway``: uvicorn in a thread of this process), under the site's real
+Content-Security-Policy: give ``page.wait_for_function`` an arrow function ("() => ..."), as a
+bare expression string is run with eval(), which the policy refuses.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def test_the_answer_grows_as_tokens_arrive_and_ends_with_its_facts(page, cast, s
     page.get_by_label("Message 1", exact=True).fill(WORDS)
     page.get_by_label("Message 1", exact=True).press("Control+Enter")
     answer = page.locator(".pg-answer-text")
-    page.wait_for_function("document.querySelector('.pg-answer-text')?.innerText.length > 0")
+    page.wait_for_function("() => document.querySelector('.pg-answer-text')?.innerText.length > 0")
     lengths = _lengths(answer, page, samples=6, every_ms=120)
     assert all(b >= a for a, b in itertools.pairwise(lengths)), lengths
     assert len(set(lengths)) >= 4, f"the text should grow while streaming: {lengths}"
@@ -72,14 +72,14 @@ def test_stop_halts_the_answer_and_the_upstream_sees_the_disconnect(page, cast, 
     _open(page, cast, slow_upstream)
     page.get_by_label("Message 1", exact=True).fill(WORDS)
     page.get_by_role("button", name="Send").click()
-    page.wait_for_function("document.querySelector('.pg-answer-text')?.innerText.length > 40")
+    page.wait_for_function("() => document.querySelector('.pg-answer-text')?.innerText.length > 40")
     page.get_by_role("button", name="Stop").click()
     page.locator(".pg-answer[data-state='stopped']").wait_for()
     answer = page.locator(".pg-answer-text")
     lengths = _lengths(answer, page, samples=5, every_ms=150)
     assert len(set(lengths)) == 1, f"the text should stop growing: {lengths}"
     assert lengths[0] < len("Echo from up-model: " + WORDS)
-    page.wait_for_function("true", timeout=100)
+    page.wait_for_function("() => true", timeout=100)
     deadline_ms = 5000
     while not slow_upstream.streams_cut and deadline_ms > 0:
         page.wait_for_timeout(100)

@@ -27,6 +27,7 @@ import pytest
 from celery import Celery
 from django.utils import timezone
 
+from aigateway.audit.models import AuditEvent
 from aigateway.batches.files import file_create
 from aigateway.batches.models import Batch, BatchFile, BatchItem, ItemStatus
 from aigateway.batches.services import batch_create
@@ -198,12 +199,15 @@ def test_a_batch_survives_its_worker_killed_and_restarted_each_item_once(
     recorded = set(UsageRecord.objects.filter(source="batch").values_list("request_id", flat=True))
     assert {request_ids[cid] for cid in set(prompts) - done_at_kill} <= recorded
     lost_usage = len({request_ids[cid] for cid in done_at_kill} - recorded)
+    audited = set(AuditEvent.objects.filter(action="api.call").values_list("target_id", flat=True))
+    assert {request_ids[cid] for cid in set(prompts) - done_at_kill} <= audited
+    lost_audit = len({request_ids[cid] for cid in done_at_kill} - audited)
     print(
         f"\nworker kill: {REQUESTS} items, SIGKILL (prefork, whole group) after "
         f"{len(done_at_kill)} results, {len(running_at_kill)} claimed and {len(in_flight)} at "
         f"the upstream at the kill; restarted, completed {time.monotonic() - killed:.1f} s "
         f"after the kill ({elapsed:.1f} s in all). Upstream calls {sum(calls.values())}: "
         f"{REQUESTS - len(twice)} items once, {len(twice)} twice (exactly those in flight). "
-        f"Output: {len(output)} lines, one per custom_id. Usage records of the killed worker's "
-        f"last second lost with it: {lost_usage} of {len(done_at_kill)}."
+        f"Output: {len(output)} lines, one per custom_id. Records of the killed worker's last "
+        f"second lost with it: usage {lost_usage}, audit {lost_audit} of {len(done_at_kill)}."
     )

@@ -44,7 +44,7 @@ def test_upstream_faults_fail_over_open_the_breaker_and_never_outlive_the_deadli
     stack: Stack,
 ) -> None:
     modes = ("429", "reset_mid_stream", "stall")
-    config = faults.FaultsConfig(modes=modes, fault_seconds=2.5, heal_seconds=4.0, lead_seconds=1)
+    config = faults.FaultsConfig(modes=modes, fault_seconds=2.5, heal_seconds=3.5, lead_seconds=1)
     report = faults.run(stack, config)
     assert not _failed_checks(report), report.summary()
     phase_checks = [name for name in report.checks if name.split(":")[0] in modes]

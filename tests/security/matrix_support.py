@@ -25,7 +25,6 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.http import HttpResponse
 from django.utils import timezone
 
 from aigateway.audit.services import audit_record
@@ -140,7 +139,7 @@ class Outcome(Enum):
     OTHER = "other"
 
 
-def classify(response: HttpResponse) -> Outcome:
+def classify(response: Any) -> Outcome:
     status = response.status_code
     if status in (301, 302, 303):
         location = response.get("Location", "")
@@ -154,12 +153,12 @@ def classify(response: HttpResponse) -> Outcome:
         403: Outcome.FORBIDDEN,
         404: Outcome.NOT_FOUND,
         400: Outcome.REFUSED,
-    }.get(status) or (  # fmt: skip
+    }.get(status) or (
         Outcome.OK if 200 <= status < 300 else Outcome.ERROR if status >= 500 else Outcome.OTHER
     )
 
 
-def body_text(response: HttpResponse) -> str:
+def body_text(response: Any) -> str:
     if getattr(response, "streaming", False):
         return b"".join(response.streaming_content).decode(errors="replace")  # type: ignore[attr-defined]
     return response.content.decode(errors="replace")
@@ -198,13 +197,23 @@ class World:
 
 def _usage(team: Team, user: Any, key: ApiKey | None) -> UsageRecord:
     return UsageRecord.objects.create(
-        request_id=f"req-{team.slug}-{user.username}", created_at=timezone.now(),
-        organisation_id=team.organisation_id, team_id=team.pk, user_id=user.pk,
-        api_key_id=key.pk if key else None, key_prefix=key.prefix if key else "",
-        source="api" if key else "playground", route="smart", provider="demo",
-        upstream_model="demo-1", status_code=200, input_tokens=10, output_tokens=5,
-        cost_usd=Decimal("0.001"), latency_ms=100.0,
-    )  # fmt: skip
+        request_id=f"req-{team.slug}-{user.username}",
+        created_at=timezone.now(),
+        organisation_id=team.organisation_id,
+        team_id=team.pk,
+        user_id=user.pk,
+        api_key_id=key.pk if key else None,
+        key_prefix=key.prefix if key else "",
+        source="api" if key else "playground",
+        route="smart",
+        provider="demo",
+        upstream_model="demo-1",
+        status_code=200,
+        input_tokens=10,
+        output_tokens=5,
+        cost_usd=Decimal("0.001"),
+        latency_ms=100.0,
+    )
 
 
 def seed_cache(world: World) -> None:
@@ -221,29 +230,39 @@ def cache_keys(team: Team) -> list[str]:
     return sorted(k for k in entries if k.startswith(team_prefix(team.pk)))
 
 
-def build_world() -> World:  # noqa: PLR0915 - one flat recipe reads best
+def build_world() -> World:
     User = get_user_model()
     orgs = {o: Organisation.objects.create(slug=s, name=n) for o, (s, n) in ORGS.items()}
-    teams = {slot: Team.objects.create(organisation=orgs[o], slug=slug, name=slug.title())
-             for slot, (o, slug) in TEAMS.items()}  # fmt: skip
+    teams = {
+        slot: Team.objects.create(organisation=orgs[o], slug=slug, name=slug.title())
+        for slot, (o, slug) in TEAMS.items()
+    }
     names = ("alice", "dave", "bob", "carol", "frank", "gina", "eve", "hank", "ivan")
     users = {n: User.objects.create_user(n, f"{n}@example.test", f"pw-{n}-secret") for n in names}
     users["root"] = User.objects.create_superuser("root", "root@example.test", "pw-root-secret")
-    for who, org, role in (("alice", "A", OrgRole.PLATFORM_ADMIN), ("dave", "A", OrgRole.AUDITOR),
-                           ("frank", "B", OrgRole.PLATFORM_ADMIN)):  # fmt: skip
+    for who, org, role in (
+        ("alice", "A", OrgRole.PLATFORM_ADMIN),
+        ("dave", "A", OrgRole.AUDITOR),
+        ("frank", "B", OrgRole.PLATFORM_ADMIN),
+    ):
         OrgMembership.objects.create(user=users[who], organisation=orgs[org], role=role)
-    for who, slot, role in (("bob", "A1", TeamRole.TEAM_ADMIN), ("carol", "A1", TeamRole.MEMBER),
-                            ("gina", "A2", TeamRole.MEMBER), ("eve", "B1", TeamRole.TEAM_ADMIN),
-                            ("hank", "B2", TeamRole.MEMBER)):  # fmt: skip
-        TeamMembership.objects.create(user=users[who], team=teams[slot], role=role)
+    for who, slot, team_role in (
+        ("bob", "A1", TeamRole.TEAM_ADMIN),
+        ("carol", "A1", TeamRole.MEMBER),
+        ("gina", "A2", TeamRole.MEMBER),
+        ("eve", "B1", TeamRole.MEMBER),
+        ("hank", "B2", TeamRole.MEMBER),
+    ):
+        TeamMembership.objects.create(user=users[who], team=teams[slot], role=team_role)
 
     provider = make_provider("demo", ProviderKind.DEMO)
     route = Route.objects.create(name="smart")
     deployment = Deployment.objects.create(route=route, provider=provider, upstream_model="demo-1")
     upstream = make_provider("upstream", ProviderKind.OPENAI, "http://127.0.0.1:9/v1")
     credential = credential_create(provider=upstream, name="primary", secret=UPSTREAM_SECRET)
-    price = ModelPrice.objects.create(provider=provider, model="demo-1",
-                                      input_per_million=1, output_per_million=2)  # fmt: skip
+    price = ModelPrice.objects.create(
+        provider=provider, model="demo-1", input_per_million=1, output_per_million=2
+    )
     keys, raw_keys, team_limits, key_limits, alerts, audit = {}, {}, {}, {}, {}, {}
     policies, runs, files, batches = {}, {}, {}, {}
     for slot, team in teams.items():
@@ -251,50 +270,99 @@ def build_world() -> World:  # noqa: PLR0915 - one flat recipe reads best
         member = users[MEMBER_OF[slot]]
         issued = api_key_create(team=team, name=f"key-{team.slug}", created_by=member)
         keys[slot], raw_keys[slot] = issued.api_key, issued.raw_key
-        team_limits[slot] = Limit.objects.create(scope="team", scope_id=team.pk, kind="rpm",
-                                                 value=100)  # fmt: skip
-        key_limits[slot] = Limit.objects.create(scope="key", scope_id=issued.api_key.pk,
-                                                kind="tpm", value=1000)  # fmt: skip
-        alerts[slot] = QuotaAlert.objects.create(limit=team_limits[slot], period="2026-01",
-                                                 used=Decimal(90))  # fmt: skip
+        team_limits[slot] = Limit.objects.create(
+            scope="team", scope_id=team.pk, kind="rpm", value=100
+        )
+        key_limits[slot] = Limit.objects.create(
+            scope="key", scope_id=issued.api_key.pk, kind="tpm", value=1000
+        )
+        alerts[slot] = QuotaAlert.objects.create(
+            limit=team_limits[slot], period="2026-01", used=Decimal(90)
+        )
         _usage(team, member, issued.api_key)
         audit[slot] = audit_record(
-            action="matrix.seeded", target_type="team", target_id=team.pk,
-            target_label=f"{team.organisation.slug}/{team.slug}", organisation_id=team.organisation_id,
-        )  # fmt: skip
-        policies[slot] = policy_set(actor=None, scope="team", organisation=team.organisation,
-                                    team=team, values=PolicyValues(max_messages=5))  # fmt: skip
+            action="matrix.seeded",
+            target_type="team",
+            target_id=team.pk,
+            target_label=f"{team.organisation.slug}/{team.slug}",
+            organisation_id=team.organisation_id,
+        )
+        policies[slot] = policy_set(
+            actor=None,
+            scope="team",
+            organisation=team.organisation,
+            team=team,
+            values=PolicyValues(max_messages=5),
+        )
         prompt = f"{member.username}-private-prompt"
         runs[slot] = PlaygroundRun.objects.create(
-            user=member, team=team, route="smart", messages=[{"role": "user", "content": prompt}],
-            answer=f"answer for {team.slug}", search_text=prompt, request_id=f"req-run-{team.slug}",
-        )  # fmt: skip
-        files[slot] = BatchFile.objects.create(team=team, purpose="batch", size=2,
-                                               filename=f"{team.slug}.jsonl", content=b"{}")  # fmt: skip
+            user=member,
+            team=team,
+            route="smart",
+            messages=[{"role": "user", "content": prompt}],
+            answer=f"answer for {team.slug}",
+            search_text=prompt,
+            request_id=f"req-run-{team.slug}",
+        )
+        files[slot] = BatchFile.objects.create(
+            team=team, purpose="batch", size=2, filename=f"{team.slug}.jsonl", content=b"{}"
+        )
         batches[slot] = Batch.objects.create(
-            team=team, api_key=issued.api_key, endpoint="/v1/chat/completions",
-            input_file_id=files[slot].public_id, status="in_progress",
-            expires_at=timezone.now() + timedelta(days=1), metadata={"team": team.slug},
-        )  # fmt: skip
+            team=team,
+            api_key=issued.api_key,
+            endpoint="/v1/chat/completions",
+            input_file_id=files[slot].public_id,
+            status="in_progress",
+            expires_at=timezone.now() + timedelta(days=1),
+            metadata={"team": team.slug},
+        )
     # A second caller in A1: the team admin, in the playground (no key: carol created A1's
     # key and so sees that key's calls).
     _usage(teams["A1"], users["bob"], None)
     idps, rules = {}, {}
-    for o, org in orgs.items():
-        idps[o] = idp_create(actor=None, organisation=org, entity_id=f"https://idp.{org.slug}.test/",
-                             sso_url=f"https://idp.{org.slug}.test/sso",
-                             x509cert=keypair().cert_pem.decode())  # fmt: skip
-        rules[o] = mapping_rule_create(actor=None, idp=idps[o], value=f"{org.slug}-admins",
-                                       role="platform_admin")  # fmt: skip
-    tokens, token_rows = {}, {}
-    for role in ROLES[:-1]:
-        issued_token = admin_token_create(user=users[role], name="matrix", lifetime_days=30)
-        tokens[role], token_rows[role] = issued_token.raw_token, issued_token.token
-    world = World(orgs, teams, users, keys, raw_keys, team_limits, key_limits, alerts, audit,
-                  policies, runs, files, batches, idps, rules, tokens, token_rows, route,
-                  provider, deployment, credential, price)  # fmt: skip
-    world.usage_ids = {r: s for s, r in ((s, f"req-{t.slug}-{MEMBER_OF[s]}") for s, t in
-                                         teams.items())}  # fmt: skip
+    for letter, organisation in orgs.items():
+        idps[letter] = idp_create(
+            actor=None,
+            organisation=organisation,
+            entity_id=f"https://idp.{organisation.slug}.test/",
+            sso_url=f"https://idp.{organisation.slug}.test/sso",
+            x509cert=keypair().cert_pem.decode(),
+        )
+        rules[letter] = mapping_rule_create(
+            actor=None, idp=idps[letter], value=f"{organisation.slug}-admins", role="platform_admin"
+        )
+    tokens: dict[str, str] = {}
+    token_rows: dict[str, AdminToken] = {}
+    for name in ROLES[:-1]:
+        issued_token = admin_token_create(user=users[name], name="matrix", lifetime_days=30)
+        tokens[name], token_rows[name] = issued_token.raw_token, issued_token.token
+    world = World(
+        orgs,
+        teams,
+        users,
+        keys,
+        raw_keys,
+        team_limits,
+        key_limits,
+        alerts,
+        audit,
+        policies,
+        runs,
+        files,
+        batches,
+        idps,
+        rules,
+        tokens,
+        token_rows,
+        route,
+        provider,
+        deployment,
+        credential,
+        price,
+    )
+    world.usage_ids = {
+        r: s for s, r in ((s, f"req-{t.slug}-{MEMBER_OF[s]}") for s, t in teams.items())
+    }
     world.usage_ids["req-quokka-bob"] = "A1"
     seed_cache(world)
     return world
@@ -312,7 +380,7 @@ def fingerprint() -> str:
         if label in SKIPPED_MODELS:
             continue
         names = [f.attname for f in model._meta.concrete_fields if f.name not in SKIPPED_FIELDS]
-        rows = model.objects.order_by("pk").values_list(*names)
+        rows = model._default_manager.order_by("pk").values_list(*names)
         digest.update(f"{label}:{list(rows)!r}".encode())
     entries = store.answer_store()._entries  # type: ignore[attr-defined]
     digest.update(repr(sorted(entries)).encode())

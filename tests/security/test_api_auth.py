@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -178,7 +180,7 @@ def test_another_team_s_objects_answer_exactly_like_absent_ones(world: dict[str,
     real = {"file": file_id, "batch": batch_id}
 
     def answer_for(ids: dict[str, str], method: str, path: str, body: Any) -> tuple[int, str]:
-        filled = json.loads(json.dumps(body).format(**ids)) if body else None
+        filled = json.loads(json.dumps(body).replace("{file}", ids["file"])) if body else None
         answer = call(world, method, path.format(**ids), filled, theirs)
         error = dict(answer.json()["error"])
         error.pop("request_id")
@@ -345,3 +347,14 @@ def test_a_valid_key_costs_no_redis_command_for_the_failure_limit(
 )
 def test_ipv6_clients_are_counted_per_64(address: str, key: str) -> None:
     assert client_key(address) == key
+
+
+def test_the_shipped_proxy_gives_the_gateway_an_address_the_client_cannot_choose() -> None:
+    """uvicorn trusts the proxy (docker-compose.yml) and takes the first X-Forwarded-For
+    entry; nginx must overwrite the header, or a client picks its own bucket per request."""
+    root = Path(__file__).resolve().parents[2]
+    compose = (root / "docker-compose.yml").read_text()
+    nginx = (root / "deploy" / "nginx.conf").read_text()
+    assert "--forwarded-allow-ips" in compose
+    assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;", nginx)
+    assert "$proxy_add_x_forwarded_for" not in nginx

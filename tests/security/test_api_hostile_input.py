@@ -481,3 +481,24 @@ def test_after_the_corpus_it_still_serves_and_no_record_of_a_valid_call_is_lost(
                   .values_list("target_id", flat=True))  # fmt: skip
     assert audited == set(sent), f"{len(set(sent) - audited)} audit entries lost"
     assert usage_recorder.dropped == 0 and audit_writer.dropped == 0
+
+
+def test_a_batch_file_line_nested_100k_deep_fails_its_line_not_the_worker(
+    gateway: dict[str, Any], settings: Any
+) -> None:
+    settings.AIGATEWAY_BATCH_EAGER_BACKGROUND = False  # the batch runs inside the call
+    good = j({"custom_id": "ok", "method": "POST", "url": CHAT, "body": HELLO})
+    content = good + b"\n" + nested(100_000) + b"\n"
+    form = (b'--XyZ\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n\r\n'
+            + content + b"\r\n--XyZ--\r\n")  # fmt: skip
+    headers = {"Authorization": f"Bearer {gateway['key']}"}
+    uploaded = request(gateway["base"], "POST", "/v1/files", form, headers,
+                       "multipart/form-data; boundary=XyZ")  # fmt: skip
+    assert uploaded.status == 200, uploaded.body
+    create = {"input_file_id": uploaded.json()["id"], "endpoint": CHAT, "completion_window": "24h"}
+    batch = request(gateway["base"], "POST", "/v1/batches", j(create), headers)
+    assert batch.status == 200, batch.body
+    errors = batch.json()["errors"]["data"]
+    assert batch.json()["status"] == "failed"
+    assert [(e["code"], e["line"]) for e in errors] == [("invalid_json_line", 2)]
