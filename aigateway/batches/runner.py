@@ -98,6 +98,11 @@ class BatchRun:
             if result is None:
                 self._unstarted.append(item.pk)
             else:
+                # The call's usage and audit records are stored before its result. A worker
+                # killed in between runs the item again (a second, real upstream call that is
+                # recorded too) but never leaves a result whose call went unrecorded.
+                await usage_recorder.aflush()
+                await audit_writer.aflush()
                 await run_db(store.item_finish, item.pk, result)
 
     async def _heartbeat(self) -> None:

@@ -66,8 +66,9 @@ def main() -> int:
             reports.append(pg_outage.run(stack, pg_config))
             print(reports[-1].summary() + "\n", flush=True)
         code = stack.gateway.stop()  # type: ignore[union-attr]
-        print(f"gateway stopped (exit {code}); log: {stack.workdir / 'gateway.log'}")
-    passed = all(report.passed for report in reports)
+        passed = all(report.passed for report in reports)
+        stack.keep_workdir = not passed
+        print(f"gateway stopped (exit {code})" + ("" if passed else f"; kept {stack.workdir}"))
     print(
         f"reliability drills: {'PASS' if passed else 'FAIL'} in {time.monotonic() - started:.0f} s"
     )

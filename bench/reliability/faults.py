@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.reliability.harness import LoadProcess, Outcome, api_call
+from bench.reliability.harness import Outcome, api_call
 from bench.reliability.report import DrillReport, records_check
 from bench.reliability.stack import LOAD_KEY, READ_TIMEOUT, ROUTE_TIMEOUT, Sampler, Stack
 
@@ -147,7 +147,7 @@ def run(stack: Stack, config: FaultsConfig | None = None) -> DrillReport:
 
     seconds = config.lead_seconds + sum(config.fault_seconds + heal_seconds(m) for m in modes)
     drill_start = time.time()
-    load = LoadProcess(stack.base_url, LOAD_KEY, seconds=seconds, rate=config.rate).start()
+    load = stack.load("faults", seconds, config.rate)
     phases: list[Phase] = []
     with Sampler(lambda: stack.breaker_state("drill-primary"), 0.1) as breaker:
         try:

@@ -14,10 +14,8 @@ import time
 from dataclasses import dataclass
 
 from bench.reliability.faults import DEADLINE_MARGIN, check_common
-from bench.reliability.harness import LoadProcess
 from bench.reliability.report import DrillReport
 from bench.reliability.stack import (
-    LOAD_KEY,
     ROUTE_TIMEOUT,
     Sampler,
     Stack,
@@ -46,7 +44,7 @@ def run(stack: Stack, config: PostgresOutageConfig | None = None) -> DrillReport
     stack.sign_in()
     before = stack.page("/teams/")
     seconds = config.lead_seconds + config.outage_seconds + config.after_seconds
-    load = LoadProcess(stack.base_url, LOAD_KEY, seconds=seconds, rate=config.rate).start()
+    load = stack.load("postgres", seconds, config.rate)
     with Sampler(readyz_probe(stack.base_url), 0.25) as ready:
         try:
             time.sleep(config.lead_seconds + 0.5)  # the load process needs a moment to start

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 import redis
 
 from bench.reliability.faults import DEADLINE_MARGIN, ENDLESS, check_common
-from bench.reliability.harness import LoadProcess, Outcome, api_call, wait_until
+from bench.reliability.harness import Outcome, api_call, wait_until
 from bench.reliability.report import DrillReport
 from bench.reliability.stack import (
     LIMIT_AFTER_KEY,
     LIMIT_DURING_KEY,
-    LOAD_KEY,
     LOW_RPM,
     ROUTE_TIMEOUT,
     Sampler,
@@ -56,7 +55,7 @@ def run(stack: Stack, config: RedisOutageConfig | None = None) -> DrillReport:
     workers_before = stack.gateway.worker_pids()
     probes = LOW_RPM * stack.workers + 2
     seconds = config.lead_seconds + config.outage_seconds + config.after_seconds
-    load = LoadProcess(stack.base_url, LOAD_KEY, seconds=seconds, rate=config.rate).start()
+    load = stack.load("redis", seconds, config.rate)
     with Sampler(readyz_probe(stack.base_url), 0.25) as ready:
         try:
             time.sleep(config.lead_seconds + 0.5)  # the load process needs a moment to start

@@ -15,6 +15,7 @@ workers, configured with ``manage.py gateway apply`` from the YAML below:
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import threading
 import time
@@ -26,6 +27,7 @@ import redis
 
 from bench.reliability.harness import (
     Gateway,
+    LoadProcess,
     PostgresCluster,
     RedisServer,
     gateway_environment,
@@ -107,6 +109,7 @@ class Stack:
     deployments: dict[str, int] = field(default_factory=dict)  # upstream model -> id
     session_cookie: str = ""
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigw-rel-")))
+    keep_workdir: bool = False  # keep the gateway's log and the load's records (a failure)
 
     @property
     def base_url(self) -> str:
@@ -159,6 +162,8 @@ class Stack:
                     fake.stop()
             self.redis.destroy()
             self.postgres.destroy()
+            if not self.keep_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         try:
@@ -171,6 +176,11 @@ class Stack:
         self.destroy()
 
     # -- what drills read ----------------------------------------------------------------
+    def load(self, name: str, seconds: float, rate: float) -> LoadProcess:
+        """The load process against route ``drill`` with the load key, started."""
+        out = self.workdir / f"{name}-{time.time():.0f}.jsonl"
+        return LoadProcess(self.base_url, LOAD_KEY, seconds=seconds, rate=rate, out=out).start()
+
     def sign_in(self) -> None:
         """A dashboard session for the superuser created at start (pages need one)."""
         self.session_cookie = login(self.base_url, OPS_USER, OPS_PASSWORD)

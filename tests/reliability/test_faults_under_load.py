@@ -40,13 +40,19 @@ def _failed_checks(report: DrillReport) -> list[str]:
     return [name for name, ok in report.checks.items() if not ok]
 
 
+def _explain(report: DrillReport, stack: Stack) -> str:
+    """The report, and the end of the gateway's log (for a failure on CI)."""
+    assert stack.gateway is not None
+    return report.summary() + "\n--- gateway log ---\n" + stack.gateway.log_tail(3000)
+
+
 def test_upstream_faults_fail_over_open_the_breaker_and_never_outlive_the_deadline(
     stack: Stack,
 ) -> None:
     modes = ("429", "reset_mid_stream", "stall")
     config = faults.FaultsConfig(modes=modes, fault_seconds=2.5, heal_seconds=3.5, lead_seconds=1)
     report = faults.run(stack, config)
-    assert not _failed_checks(report), report.summary()
+    assert not _failed_checks(report), _explain(report, stack)
     phase_checks = [name for name in report.checks if name.split(":")[0] in modes]
     assert len(phase_checks) == 2 * len(modes), report.summary()  # each mode really ran
     streams_cut = [o for o in report.outcomes if o.error.startswith("stream_error:")]
@@ -59,7 +65,7 @@ def test_upstream_faults_fail_over_open_the_breaker_and_never_outlive_the_deadli
 def test_redis_outage_keeps_serving_and_limits_and_breakers_resume(stack: Stack) -> None:
     config = redis_outage.RedisOutageConfig(outage_seconds=3, lead_seconds=2, after_seconds=6)
     report = redis_outage.run(stack, config)
-    assert not _failed_checks(report), report.summary()
+    assert not _failed_checks(report), _explain(report, stack)
     assert stack.redis.ping()
     limited = [o for o in report.outcomes if o.error == "http_429:rate_limit_exceeded"]
     assert len(limited) >= LOW_RPM, report.summary()  # the low limits refused calls
@@ -68,7 +74,7 @@ def test_redis_outage_keeps_serving_and_limits_and_breakers_resume(stack: Stack)
 def test_postgres_restart_serves_the_api_from_cache_and_loses_no_record(stack: Stack) -> None:
     config = pg_outage.PostgresOutageConfig(outage_seconds=5, lead_seconds=2, after_seconds=3)
     report = pg_outage.run(stack, config)
-    assert not _failed_checks(report), report.summary()
+    assert not _failed_checks(report), _explain(report, stack)
     assert stack.postgres.up()
     records = report.records
     assert records is not None and records.expected == len(report.outcomes) > 0
