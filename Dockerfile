@@ -42,8 +42,10 @@ RUN python -m compileall -q aigateway auth providers \
 USER 10001:10001
 EXPOSE 8000
 
-# Shell form through `exec` so WEB_WORKERS is read at start and uvicorn is PID 1 (it gets
+# Shell form through `exec` so WEB_WORKERS is read at start and the server is PID 1 (it gets
 # SIGTERM, finishes in-flight requests, then the lifespan shutdown flushes buffered usage).
 # The web workers share their Prometheus metrics through PROMETHEUS_MULTIPROC_DIR (set here,
 # for the web role only), emptied before they start: see docs/observability.md.
-CMD ["sh", "-c", "export PROMETHEUS_MULTIPROC_DIR=\"${PROMETHEUS_MULTIPROC_DIR:-/tmp/aigateway-metrics}\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && rm -f \"$PROMETHEUS_MULTIPROC_DIR\"/*.db && exec uvicorn aigateway.asgi:application --workers \"${WEB_WORKERS:-4}\" --no-access-log --lifespan on --timeout-graceful-shutdown 30 --host 0.0.0.0 --port 8000"]
+# aigateway/serve.py is uvicorn's command line with a supervisor that stops listening as the
+# drain starts, so new connections are refused instead of waiting unanswered.
+CMD ["sh", "-c", "export PROMETHEUS_MULTIPROC_DIR=\"${PROMETHEUS_MULTIPROC_DIR:-/tmp/aigateway-metrics}\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && rm -f \"$PROMETHEUS_MULTIPROC_DIR\"/*.db && exec python -m aigateway.serve aigateway.asgi:application --workers \"${WEB_WORKERS:-4}\" --no-access-log --lifespan on --timeout-graceful-shutdown 30 --host 0.0.0.0 --port 8000"]

@@ -292,7 +292,8 @@ def test_dockerfile_cmd_runs_the_asgi_app() -> None:
     assert "${WEB_WORKERS:-4}" in cmd
     for flag in ("--no-access-log", "--lifespan on", "--host 0.0.0.0", "--port 8000"):
         assert flag in cmd
-    assert "exec uvicorn" in cmd  # uvicorn is PID 1 and gets the stop signal
+    # uvicorn under aigateway/serve.py (refuses new connections while draining) is PID 1
+    assert "exec python -m aigateway.serve" in cmd
 
 
 def test_dockerignore_keeps_secrets_and_local_state_out() -> None:

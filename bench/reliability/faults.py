@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.reliability.harness import Outcome, api_call
+from bench.reliability.outcomes import Outcome, api_call
 from bench.reliability.report import DrillReport, records_check
 from bench.reliability.stack import LOAD_KEY, READ_TIMEOUT, ROUTE_TIMEOUT, Sampler, Stack
 

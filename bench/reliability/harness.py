@@ -7,8 +7,7 @@
   127.0.0.1; ``stop()``/``start()`` restart it, ``destroy()`` removes it.
 - ``Gateway``: the production-like gateway (``manage.py migrate`` and ``gateway apply``, then
   uvicorn with 2 workers, uvloop + httptools, DEBUG off, explicit keys), its worker PIDs.
-- ``LoadProcess``: the load generator (bench/reliability/load.py) as a second process, and
-  the outcome of every request it sent.
+- the load process and its records are in bench/reliability/outcomes.py.
 - ``free_port``, ``wait_until``, ``http_get``.
 
 Everything registers itself for cleanup at interpreter exit as well, so a failing drill or
@@ -32,7 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -40,6 +39,11 @@ from typing import Any, Self
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 _cleanups: list[Callable[[], None]] = []
+
+
+def register_cleanup(cleanup: Callable[[], None]) -> None:
+    """Run ``cleanup`` at interpreter exit (after a failure that skipped the normal stop)."""
+    _cleanups.append(cleanup)
 
 
 @atexit.register
@@ -105,7 +109,7 @@ class RedisServer:
         self.port = port or free_port()
         self.workdir = tempfile.mkdtemp(prefix="aigw-rel-redis-")
         self.process: subprocess.Popen[bytes] | None = None
-        _cleanups.append(self.destroy)
+        register_cleanup(self.destroy)
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -193,7 +197,7 @@ class PostgresCluster:
             shutil.chown(self.workdir, "postgres", "postgres")
             self._as_postgres = ["runuser", "-u", "postgres", "--"]
         self.initialised = False
-        _cleanups.append(self.destroy)
+        register_cleanup(self.destroy)
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
@@ -386,7 +390,7 @@ class Gateway:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: killed as one on failure
             )
-        _cleanups.append(self.kill)
+        register_cleanup(self.kill)
 
         def ready() -> bool:
             if self.process is None or self.process.poll() is not None:
@@ -454,142 +458,3 @@ class Gateway:
             self.stop()
         finally:
             self.kill()
-
-
-# -- the load process ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Outcome:
-    """One request of the load process (bench/reliability/load.py writes these)."""
-
-    started: float  # wall clock (time.time()) when it was sent
-    latency: float  # seconds until the whole answer was read (or the failure)
-    model: str
-    stream: bool
-    status: int  # 0: no HTTP answer
-    error: str  # "" when it succeeded; else why: HTTP error code, stream error, exception
-    request_id: str = ""
-    served_by: str = ""
-    failovers: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 200 and not self.error
-
-
-@dataclass
-class LoadProcess:
-    """``python -m bench.reliability.load`` in a second process, recording every request."""
-
-    base_url: str
-    key: str
-    seconds: float
-    rate: float = 20.0
-    model: str = "drill"
-    stream_every: int = 4  # every Nth request streams
-    timeout: float = 60.0  # the client's own limit: far past any gateway deadline
-    out: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".jsonl")[1]))
-    process: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-
-    def start(self) -> Self:
-        self.started_at = time.time()
-        self.process = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "bench.reliability.load",
-                "--base-url",
-                self.base_url,
-                "--key-env",
-                "RELIABILITY_LOAD_KEY",
-                "--seconds",
-                str(self.seconds),
-                "--rate",
-                str(self.rate),
-                "--model",
-                self.model,
-                "--stream-every",
-                str(self.stream_every),
-                "--timeout",
-                str(self.timeout),
-                "--out",
-                str(self.out),
-            ],
-            cwd=ROOT,
-            env=dict(os.environ, RELIABILITY_LOAD_KEY=self.key),
-            stderr=subprocess.PIPE,
-        )
-        _cleanups.append(self.kill)
-        return self
-
-    def wait(self, extra: float | None = None) -> list[Outcome]:
-        """Wait for the load to end (its duration plus the slowest request) and read it."""
-        assert self.process is not None
-        limit = self.seconds + self.timeout + 15 if extra is None else extra
-        _, stderr = self.process.communicate(timeout=limit)
-        if self.process.returncode != 0:
-            raise RuntimeError(f"the load process failed:\n{stderr.decode()[-3000:]}")
-        return read_outcomes(self.out)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-def api_call(
-    base_url: str, key: str, model: str, content: str = "ping", timeout: float = 60
-) -> Outcome:
-    """One non-streaming chat completion from this process, as the load process records it."""
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": content}]})
-    request = urllib.request.Request(
-        base_url + "/v1/chat/completions",
-        data=body.encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    started_wall, started = time.time(), time.monotonic()
-    status, error, headers = 0, "", {}
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, headers = response.status, _lower(response.headers)
-            response.read()
-    except urllib.error.HTTPError as failure:
-        status, headers = failure.code, _lower(failure.headers)
-        try:
-            detail = json.loads(failure.read()).get("error") or {}
-            error = f"http_{status}:{detail.get('code') or detail.get('type')}"
-        except ValueError:
-            error = f"http_{status}:unparseable_body"
-    except OSError as exc:
-        error = "connection:" + type(exc).__name__
-    return Outcome(
-        started=started_wall,
-        latency=time.monotonic() - started,
-        model=model,
-        stream=False,
-        status=status,
-        error=error,
-        request_id=headers.get("x-request-id", ""),
-        served_by=headers.get("x-aigateway-served-by", ""),
-        failovers=int(headers.get("x-aigateway-failovers", "0")),
-    )
-
-
-def read_outcomes(path: Path) -> list[Outcome]:
-    with path.open() as lines:
-        return [Outcome(**json.loads(line)) for line in lines if line.strip()]
-
-
-@contextlib.contextmanager
-def cleanup_on_exit(*things: Any) -> Iterator[None]:
-    """Destroy/kill these (in reverse order) when the block ends, whatever happens."""
-    try:
-        yield
-    finally:
-        for thing in reversed(things):
-            with contextlib.suppress(Exception):
-                for name in ("destroy", "kill", "stop"):
-                    if hasattr(thing, name):
-                        getattr(thing, name)()
-                        break

@@ -21,6 +21,7 @@ from bench.reliability.stack import (
     Stack,
     ready_again,
     readyz_probe,
+    settled,
 )
 
 FRIENDLY_TEXT = "Temporarily unavailable"
@@ -54,6 +55,7 @@ def run(stack: Stack, config: PostgresOutageConfig | None = None) -> DrillReport
             during = stack.page("/teams/")
             time.sleep(max(0.0, stopped + config.outage_seconds - time.time()))
         finally:
+            restarting = time.time()  # the outage ends as the restart begins
             if not stack.postgres.up():
                 stack.postgres.start()
         restarted = time.time()
@@ -68,7 +70,7 @@ def run(stack: Stack, config: PostgresOutageConfig | None = None) -> DrillReport
     report.check(
         "the teams page works before the outage", signed_in_page(before), f"HTTP {before.status}"
     )
-    in_outage = [o for o in outcomes if stopped <= o.started < restarted]
+    in_outage = [o for o in outcomes if stopped <= o.started < restarting]
     served = [o for o in in_outage if o.ok]
     report.check(
         "the API kept serving during the outage (config cache)",
@@ -85,7 +87,7 @@ def run(stack: Stack, config: PostgresOutageConfig | None = None) -> DrillReport
         and not any(word in text for word in INTERNALS),
         f"HTTP {during.status}, retry-after {during.headers.get('retry-after')}",
     )
-    outage_answers = set(ready.between(stopped + 0.5, restarted))
+    outage_answers = set(ready.between(*settled(stopped, restarting)))
     report.check(
         "/readyz reported the database down during the outage, never ready",
         "503:database down" in outage_answers and "200:ready" not in outage_answers,

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import redis
 
 from bench.reliability.faults import DEADLINE_MARGIN, ENDLESS, check_common
-from bench.reliability.harness import Outcome, api_call, wait_until
+from bench.reliability.harness import wait_until
+from bench.reliability.outcomes import Outcome, api_call
 from bench.reliability.report import DrillReport
 from bench.reliability.stack import (
     LIMIT_AFTER_KEY,
@@ -33,6 +34,7 @@ from bench.reliability.stack import (
     Stack,
     ready_again,
     readyz_probe,
+    settled,
 )
 
 
@@ -65,6 +67,7 @@ def run(stack: Stack, config: RedisOutageConfig | None = None) -> DrillReport:
             during = [api_call(stack.base_url, LIMIT_DURING_KEY, "drill") for _ in range(probes)]
             time.sleep(max(0.0, stopped + config.outage_seconds - time.time()))
         finally:
+            restarting = time.time()  # the outage ends as the restart begins
             if not stack.redis.ping():
                 stack.redis.start()
         restarted = time.time()
@@ -74,8 +77,8 @@ def run(stack: Stack, config: RedisOutageConfig | None = None) -> DrillReport:
         load_outcomes = load.wait()
     report.outcomes = load_outcomes + during + after
 
-    _check_policy(report, stack, load_outcomes, stopped, restarted)
-    outage_answers = set(ready.between(stopped + 0.5, restarted))
+    _check_policy(report, stack, load_outcomes, stopped, restarting)
+    outage_answers = set(ready.between(*settled(stopped, restarting)))
     report.check(
         "/readyz reported redis down during the outage, never ready",
         "503:redis down" in outage_answers and "200:ready" not in outage_answers,

@@ -6,7 +6,8 @@ import collections
 import time
 from dataclasses import dataclass, field
 
-from bench.reliability.harness import Outcome, PostgresCluster
+from bench.reliability.harness import PostgresCluster
+from bench.reliability.outcomes import Outcome
 
 
 @dataclass

@@ -27,13 +27,13 @@ import redis
 
 from bench.reliability.harness import (
     Gateway,
-    LoadProcess,
     PostgresCluster,
     RedisServer,
     gateway_environment,
     http_get,
     wait_until,
 )
+from bench.reliability.outcomes import LoadProcess
 from tests.fakes.upstream import FakeUpstream
 
 UPSTREAM_KEY = "sk-reliability-upstream-00000000"
@@ -281,3 +281,10 @@ def ready_again(ready: Sampler, timeout: float = 30) -> float | None:
     except TimeoutError:
         return None
     return next(at for at, value in ready.samples if at > since and value == "200:ready")
+
+
+def settled(stopped: float, restarting: float) -> tuple[float, float]:
+    """The part of an outage in which every /readyz answer must say "down": a probe sent just
+    after the stop may have checked before it, and one sent up to /readyz's own timeout (1 s)
+    before the restart, or queued behind a busy worker, may check after it."""
+    return stopped + 0.5, max(stopped + 0.5, restarting - 1.5)

@@ -56,10 +56,11 @@ providers:
 routes:
   - {{name: slow, deployments: [{{provider: fake, model: gpt-4o-mini-latency-300ms}}]}}
   - {{name: streamed, deployments: [{{provider: fake, model: gpt-4o-mini}}]}}
+  - {{name: long, deployments: [{{provider: fake, model: gpt-4o-mini-latency-2000ms}}]}}
 organisations:
   - slug: shut
     name: Shutdown
-    teams: [{{slug: load, name: Load, routes: [slow, streamed],
+    teams: [{{slug: load, name: Load, routes: [slow, streamed, long],
               api_keys: [{{name: load, secret: env:BENCH_KEY}}]}}]
 limits:
   - {{scope: key, target: shut/load/load, kind: rpm, value: 1000000}}
@@ -167,10 +168,13 @@ def servers(scratch_postgres: str, redis_url: str, tmp_path: Path) -> Iterator[S
             _stop(process)
 
 
-async def _call(session: aiohttp.ClientSession, url: str, n: int, stream: bool) -> Call:
+async def _call(
+    session: aiohttp.ClientSession, url: str, n: int, stream: bool, model: str = ""
+) -> Call:
     call = Call(stream=stream, started=time.monotonic())
     messages = [{"role": "user", "content": f"shutdown call {n}"}]
-    body: dict[str, object] = {"model": "streamed" if stream else "slow", "messages": messages}
+    model = model or ("streamed" if stream else "slow")
+    body: dict[str, object] = {"model": model, "messages": messages}
     if stream:
         body |= {"stream": True, "stream_options": {"include_usage": True}}
     try:
@@ -212,7 +216,10 @@ async def _load(port: int, gateway: subprocess.Popen[bytes]) -> tuple[list[Call]
 
         loops = [client(n, n < STREAM_LOOPS) for n in range(PLAIN_LOOPS + STREAM_LOOPS)]
         tasks = [asyncio.create_task(loop) for loop in loops]
-        await asyncio.sleep(LOAD_SECONDS)
+        await asyncio.sleep(LOAD_SECONDS - 0.5)
+        # One 2.5-second stream in flight at the signal keeps the drain going that long.
+        long_call = asyncio.create_task(_call(session, url, 999_999, True, model="long"))
+        await asyncio.sleep(0.5)
         signalled = time.monotonic()
         gateway.send_signal(signal.SIGTERM)  # the supervisor: it stops its workers
         deadline = signalled + 60
@@ -222,6 +229,7 @@ async def _load(port: int, gateway: subprocess.Popen[bytes]) -> tuple[list[Call]
         await asyncio.sleep(AFTER_EXIT)
         done.set()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+        calls.append(await long_call)
     return calls, signalled, exited
 
 
@@ -264,6 +272,11 @@ def test_sigterm_under_load_finishes_what_was_accepted_and_loses_no_record(
     # never got a byte (refused, or reset unanswered when the supervisor closed its socket).
     assert all(c.status == 0 for c in failed), Counter((c.status, c.error) for c in failed)
     assert any(c.error == "refused" and c.started > exited for c in failed)
+    # While the long stream drains, new connections are refused at once (aigateway/serve.py
+    # stops listening): none waits unanswered for the drain to end.
+    assert exited - signalled > 1.5, "the drain was too short to test anything"
+    assert any(c.error == "refused" and signalled < c.started < exited - 0.5 for c in failed)
+    assert max((c.ended - c.started for c in unanswered), default=0) < 1.0
 
     ids = tmp_path / "ids.txt"
     ids.write_text("".join(f"{c.request_id} 200\n" for c in ok))
