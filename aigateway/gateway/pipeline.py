@@ -6,6 +6,7 @@ Principal passed in here; everything after that is shared.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from aigateway.audit.writer import audit_api_call
@@ -35,7 +37,7 @@ from aigateway.observability.calls import observe_call
 from aigateway.observability.trace import DecisionTrace
 from aigateway.usage.recorder import UsageEntry, usage_recorder
 from providers.base import upstream_request_id
-from providers.errors import ProviderError
+from providers.errors import ProviderError, UpstreamTimeout
 from providers.pricing import call_cost
 from providers.tokens import count_prompt_tokens
 from providers.types import (
@@ -340,6 +342,11 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
         _record(ctx, request, outcome, status_code=499, usage=usage,
                 error_type="client_left_before_stream", ttft_ms=ttft_ms)  # fmt: skip
 
+    # After the first chunk the HTTP client's read timeout bounds each wait for the next one;
+    # a route with a shorter timeout bounds every gap by its own (no cost on other routes).
+    shorter = route.policy.timeout < settings.AIGATEWAY_UPSTREAM_READ_TIMEOUT
+    gap = route.policy.timeout if shorter else None
+
     async def relay() -> AsyncIterator[ChatChunk]:
         nonlocal started
         started = True
@@ -358,7 +365,10 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
                 produced_chars += len(chunk.content or "")
                 collected.add(chunk)
                 yield chunk
-                chunk = await anext(iterator, None)
+                if gap is None:
+                    chunk = await anext(iterator, None)
+                else:
+                    chunk = await _next_within(iterator, gap, target.provider_name)
             await opened.succeeded()  # the stream's end is the deployment's verdict
             if collected.complete():  # only a stream that ended normally is cached
                 answer = collected.response(
@@ -401,6 +411,20 @@ async def chat_stream(ctx: CallContext, request: ChatRequest) -> ChatStream:
 
     chunks = guardrails.reveal_stream(outcome, relay())  # placeholders restored last
     return ChatStream(chunks=chunks, outcome=outcome, abandon=abandon)
+
+
+async def _next_within(
+    iterator: AsyncIterator[ChatChunk], seconds: float, provider: str
+) -> ChatChunk | None:
+    try:
+        async with asyncio.timeout(seconds):
+            return await anext(iterator, None)
+    except TimeoutError:
+        raise UpstreamTimeout(
+            f"the upstream sent nothing for {seconds:g} s in the middle of the stream "
+            "(the route's timeout)",
+            provider=provider,
+        ) from None
 
 
 async def _replay(

@@ -73,3 +73,25 @@ def test_a_stream_that_ends_normally_closes_the_breaker_as_its_probe(
     assert not BreakerEvent.objects.filter(
         deployment=gateway.primary, from_state="half_open", to_state="open"
     ).exists()
+
+
+def test_a_stream_that_stalls_mid_way_ends_at_the_routes_timeout(
+    cast, live_gateway, upstream_a
+) -> None:
+    """After its first chunk a stream is bounded per gap by the route's timeout (when shorter
+    than the HTTP client's read timeout), not by the upstream's silence."""
+    route_timeout = 1.0
+    built = build_gateway(
+        team=cast.team, base_url=live_gateway.openai_base_url, primary_upstream=upstream_a,
+        secondary_upstream=None, max_retries=0, timeout_seconds=route_timeout,
+    )  # fmt: skip
+    try:
+        upstream_a.push_fault("stall", count=1, after=1, delay=30)
+        started = time.monotonic()
+        events = _stream_events(built)
+        elapsed = time.monotonic() - started
+    finally:
+        built.close()
+    assert route_timeout <= elapsed < route_timeout + 5, elapsed
+    assert '"content"' in events[0]  # the chunk before the stall reached the client
+    assert '"error"' in events[-2] and "timeout" in events[-2]
