@@ -19,9 +19,9 @@ from bench.reliability.stack import (
     ROUTE_TIMEOUT,
     Sampler,
     Stack,
+    check_readyz_cycle,
     ready_again,
     readyz_probe,
-    settled,
 )
 
 FRIENDLY_TEXT = "Temporarily unavailable"
@@ -87,17 +87,7 @@ def run(stack: Stack, config: PostgresOutageConfig | None = None) -> DrillReport
         and not any(word in text for word in INTERNALS),
         f"HTTP {during.status}, retry-after {during.headers.get('retry-after')}",
     )
-    outage_answers = set(ready.between(*settled(stopped, restarting)))
-    report.check(
-        "/readyz reported the database down during the outage, never ready",
-        "503:database down" in outage_answers and "200:ready" not in outage_answers,
-        ", ".join(sorted(outage_answers)),
-    )
-    report.check(
-        "/readyz reported ready again after the restart",
-        recovered is not None,
-        f"{recovered - restarted:.1f} s after PostgreSQL started" if recovered else "",
-    )
+    check_readyz_cycle(report, ready, "database", stopped, restarting, restarted, recovered)
     report.check(
         "the teams page works again after the restart",
         signed_in_page(after),

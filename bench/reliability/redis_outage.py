@@ -32,9 +32,9 @@ from bench.reliability.stack import (
     ROUTE_TIMEOUT,
     Sampler,
     Stack,
+    check_readyz_cycle,
     ready_again,
     readyz_probe,
-    settled,
 )
 
 
@@ -78,17 +78,7 @@ def run(stack: Stack, config: RedisOutageConfig | None = None) -> DrillReport:
     report.outcomes = load_outcomes + during + after
 
     _check_policy(report, stack, load_outcomes, stopped, restarting)
-    outage_answers = set(ready.between(*settled(stopped, restarting)))
-    report.check(
-        "/readyz reported redis down during the outage, never ready",
-        "503:redis down" in outage_answers and "200:ready" not in outage_answers,
-        ", ".join(sorted(outage_answers)),
-    )
-    report.check(
-        "/readyz reported ready again after the restart",
-        recovered is not None,
-        f"{recovered - restarted:.1f} s after Redis started" if recovered else "",
-    )
+    check_readyz_cycle(report, ready, "redis", stopped, restarting, restarted, recovered)
     _check_limits(report, stack, during, after)
     report.check(
         "breaker opened on upstream failures after the restart",

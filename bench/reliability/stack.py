@@ -21,9 +21,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import redis
+
+if TYPE_CHECKING:
+    from bench.reliability.report import DrillReport
 
 from bench.reliability.harness import (
     Gateway,
@@ -288,3 +291,21 @@ def settled(stopped: float, restarting: float) -> tuple[float, float]:
     after the stop may have checked before it, and one sent up to /readyz's own timeout (1 s)
     before the restart, or queued behind a busy worker, may check after it."""
     return stopped + 0.5, max(stopped + 0.5, restarting - 1.5)
+
+
+def check_readyz_cycle(
+    report: DrillReport, ready: Sampler, dependency: str, stopped: float, restarting: float,
+    restarted: float, recovered: float | None,
+) -> None:  # fmt: skip
+    """/readyz named ``dependency`` down for the whole outage and was ready again after."""
+    outage_answers = set(ready.between(*settled(stopped, restarting)))
+    report.check(
+        f"/readyz reported {dependency} down during the outage, never ready",
+        f"503:{dependency} down" in outage_answers and "200:ready" not in outage_answers,
+        ", ".join(sorted(outage_answers)),
+    )
+    report.check(
+        "/readyz reported ready again after the restart",
+        recovered is not None,
+        f"{recovered - restarted:.1f} s after {dependency} started" if recovered else "",
+    )
