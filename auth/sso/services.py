@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from aigateway.audit.changes import audit_change, model_snapshot
+from aigateway.core.rows import fit_text
 from auth.models import Organisation, Team
 from auth.sso.metadata import fetch_metadata_url, normalise_certificate, parse_metadata_xml
 from auth.sso.models import IdentityProvider, MappedRole, MappingRule
@@ -107,12 +108,18 @@ def _check_entity_id_free(entity_id: str, idp_pk: int | None) -> None:
         )
 
 
+def _app_name(name: str) -> str:
+    """allauth's SocialApp.name holds 40 characters (ours 200): it is only a label there, so
+    it is cut rather than refused (PostgreSQL refuses a longer value outright)."""
+    return fit_text(SocialApp, {"name": name})["name"]
+
+
 def _sync_social_app(idp: IdentityProvider) -> None:
     app = idp.social_app
     app.provider = SAML
     app.provider_id = idp.entity_id  # never empty: see _resolved
     app.client_id = idp.organisation.slug
-    app.name = idp.name
+    app.name = _app_name(idp.name)
     app.settings = social_app_settings(idp)
     app.save()
 
@@ -132,7 +139,7 @@ def idp_save(*, actor: _Actor, organisation: Organisation, values: IdpValues) ->
     if idp is None:
         stray = SocialApp.objects.filter(provider=SAML, client_id=organisation.slug)
         stray.delete()  # a row left by hand would shadow ours (same URL slug)
-        app = SocialApp.objects.create(provider=SAML, name=organisation.name)
+        app = SocialApp.objects.create(provider=SAML, name=_app_name(organisation.name))
         idp = IdentityProvider(organisation=organisation, social_app=app)
     fields = resolved.__dict__.copy()
     fields.pop("name")

@@ -1,6 +1,7 @@
 """The web role's start command (Dockerfile CMD and the compose `web` command) prepares the
 shared metrics directory before uvicorn starts: set, created, emptied of a previous run's
-files. Run for real with sh, with a stand-in `uvicorn` on PATH that reports what it got."""
+files. Run for real with sh, with a stand-in `python` on PATH (the command is
+`python -m aigateway.serve`, uvicorn's command line) that reports what it got."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-FAKE_UVICORN = """#!/bin/sh
+FAKE_PYTHON = """#!/bin/sh
 echo "$PROMETHEUS_MULTIPROC_DIR"
 ls -A "$PROMETHEUS_MULTIPROC_DIR"
 echo "args: $*"
@@ -42,8 +43,8 @@ def compose_command() -> str:
 def test_the_metrics_directory_is_ready_and_empty(tmp_path, command, preset):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake = bin_dir / "uvicorn"
-    fake.write_text(FAKE_UVICORN)
+    fake = bin_dir / "python"
+    fake.write_text(FAKE_PYTHON)
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "WEB_WORKERS": "3"}
     if preset:
@@ -59,5 +60,7 @@ def test_the_metrics_directory_is_ready_and_empty(tmp_path, command, preset):
     ).stdout.splitlines()
     expected = tmp_path / ("metrics" if preset else "default-metrics")
     assert out[0] == str(expected)
-    assert out[1].startswith("args: aigateway.asgi:application --workers 3")  # dir is empty
+    assert out[1].startswith(
+        "args: -m aigateway.serve aigateway.asgi:application --workers 3"
+    )  # dir is empty
     assert expected.is_dir() and list(expected.iterdir()) == []

@@ -59,6 +59,18 @@ def test_idp_create_writes_a_strict_social_app_usable_at_once(cast, client) -> N
     assert b'Location="http://testserver/accounts/saml/acme/acs/"' in metadata.content
 
 
+def test_a_long_organisation_name_fits_allauths_app_label(cast) -> None:
+    """Organisation names hold 200 characters, allauth's SocialApp.name 40: PostgreSQL
+    refused the longer one (a 500 when such an organisation set up SSO)."""
+    cast.org.name = "A very long organisation name, Incorporated, Europe Division"
+    cast.org.save()
+    idp = idp_create(actor=None, organisation=cast.org, entity_id=IDP_ENTITY_ID,
+                     sso_url=IDP_SSO_URL, x509cert=keypair().cert_pem.decode())  # fmt: skip
+    app = SocialApp.objects.get(provider="saml", client_id="acme")
+    limit = SocialApp._meta.get_field("name").max_length
+    assert app.name == cast.org.name[:limit] and idp.name == cast.org.name
+
+
 def test_calling_idp_create_again_updates_the_one_idp(cast) -> None:
     idp_create(actor=None, organisation=cast.org, entity_id=IDP_ENTITY_ID, sso_url=IDP_SSO_URL,
                x509cert=keypair().cert_body)  # fmt: skip
