@@ -29,7 +29,7 @@ from aigateway.core.asgi_handler import (
     ERROR_RESPONSE_MARK,
 )
 from aigateway.core.config_cache import ConfigUnavailable
-from aigateway.gateway.auth_failures import auth_failure_record, auth_refuse_blocked
+from aigateway.gateway.auth_failures import auth_failure_record
 from aigateway.gateway.cache import CacheControl
 from aigateway.gateway.errors import (
     AuthenticationFailed,
@@ -79,13 +79,12 @@ def client_timeout(request: HttpRequest) -> float | None:
 
 async def authenticate(request: HttpRequest) -> Principal:
     """The caller's key → Principal, with failed attempts limited per client address
-    (aigateway/gateway/auth_failures.py: a dict lookup first; Redis only on a failure)."""
-    client_ip = request.META.get("REMOTE_ADDR", "")
-    auth_refuse_blocked(client_ip)
+    (aigateway/gateway/auth_failures.py: nothing on success; on a failure a dict lookup,
+    then Redis unless the address is already refused here)."""
     try:
         return await authenticate_api_key(api_key_from(request))
     except AuthenticationFailed:
-        await auth_failure_record(client_ip)
+        await auth_failure_record(request.META.get("REMOTE_ADDR", ""))
         raise
 
 

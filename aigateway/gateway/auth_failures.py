@@ -7,12 +7,13 @@ address: ``AIGATEWAY_AUTH_FAILURE_BURST`` tokens, refilled at
 process), in process otherwise. Only failures touch it, so a valid key costs no Redis round
 trip here.
 
-When the bucket is empty the failure is answered 429 with Retry-After, and this process
-remembers the address until then: every request from it is refused *before* its key is
-checked, valid or not. Otherwise the limit would only change the answer to wrong guesses (429
-instead of 401) while a right guess still got its 200. Remembering costs a dict lookup per
-request. Other processes learn of the block at the address's next failure there (one more
-guess per process, at most, per refill).
+When the bucket is empty the failure is answered 429 with Retry-After (the SDKs back off
+instead of hammering), and this process remembers the address until then, so further wrong
+keys from it are refused without a Redis round trip. A *valid* key is always served, from any
+address: keys are 256-bit random, so a right guess is not a risk worth refusing for, while
+refusing valid keys would let one client with a bad key lock out everyone behind the same
+NAT, corporate proxy or load balancer. Other processes learn of the block at the address's
+next failure there.
 
 IPv6 clients are counted per /64 (one host usually holds a whole /64). The address is the
 ASGI peer: behind a proxy, have uvicorn take the client from X-Forwarded-For
@@ -49,13 +50,17 @@ class TooManyAuthFailures(GatewayError):
 
 
 def client_key(client_ip: str) -> str:
-    """The address a bucket belongs to: the IPv4 address, or the IPv6 /64."""
+    """The address a bucket belongs to: the IPv4 address (also when written IPv4-mapped, as
+    a dual-stack listener reports it), or the IPv6 /64."""
     if ":" not in client_ip:
         return client_ip
     try:
-        return str(ipaddress.ip_network(f"{client_ip}/64", strict=False))
+        address = ipaddress.IPv6Address(client_ip)
     except ValueError:
         return client_ip
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
 
 
 def _refusal(until: float, now: float) -> TooManyAuthFailures:
@@ -67,20 +72,13 @@ def _refusal(until: float, now: float) -> TooManyAuthFailures:
     )
 
 
-def auth_refuse_blocked(client_ip: str) -> None:
-    """Before the key is checked: raise TooManyAuthFailures while this address is blocked
-    here. In-process only (no I/O): this runs on every API call."""
-    if not _blocked:
-        return
-    key = client_key(client_ip)
+def _blocked_until(key: str, now: float) -> float | None:
+    """Until when this process refuses failures from ``key`` (no I/O)."""
     until = _blocked.get(key)
-    if until is None:
-        return
-    now = time.time()
-    if until <= now:
+    if until is not None and until <= now:
         _blocked.pop(key, None)
-        return
-    raise _refusal(until, now)
+        return None
+    return until
 
 
 def _check(key: str) -> Check:
@@ -113,6 +111,9 @@ async def auth_failure_record(client_ip: str) -> None:
         return
     key = client_key(client_ip)
     now = time.time()
+    until = _blocked_until(key, now)
+    if until is not None:  # already refused here: no need to ask Redis again
+        raise _refusal(until, now)
     limiter = _limiter()
     try:
         verdict = await limiter.take([_check(key)], now)
