@@ -1,14 +1,20 @@
-"""Password sign-in throttling: failed attempts are counted per username and per client
-address; past ``AIGATEWAY_LOGIN_MAX_FAILURES`` for a username (or
-``AIGATEWAY_LOGIN_IP_MAX_FAILURES`` from one address) every password sign-in for it is refused,
-a right password included, until ``AIGATEWAY_LOGIN_LOCKOUT_SECONDS`` have passed since the
-last counted failure. The moment a lockout starts is audited (``auth.login_locked``).
+"""Password sign-in throttling: failed attempts are counted per username *from one client
+address* and per client address. Past ``AIGATEWAY_LOGIN_MAX_FAILURES`` for a username from
+an address (or ``AIGATEWAY_LOGIN_IP_MAX_FAILURES`` from one address, whatever the usernames)
+every password sign-in that the count covers is refused, a right password included, until
+``AIGATEWAY_LOGIN_LOCKOUT_SECONDS`` have passed since the last counted failure. The moment a
+lockout starts is audited (``auth.login_locked``).
+
+Why not per username alone: anyone who knows an admin's username could then lock them out
+from anywhere with a few requests. Per (username, address) the guesser locks out only itself;
+the per-address count stops one address trying many usernames. (Password sign-in is the
+break-glass path beside SSO; its accounts also need a one-time code.)
 
 The counters are the quota limiter's ``counter`` checks (aigateway/quotas): in Redis when
 REDIS_URL is set, so every process sees the same counts; in this process otherwise, and when
 Redis cannot be reached (then per process, with a warning: a sign-in must not fail because
-Redis is down). Attempts refused during a lockout are not counted, so a lockout is not
-extended by an attacker who keeps trying.
+Redis is down). Checking a lockout only reads the counters (``peek``), and attempts refused
+during a lockout are not counted, so neither extends it.
 
 Where it applies: ``ThrottledModelBackend`` (every password ``authenticate`` with a request:
 the dashboard sign-in and /admin/) refuses a locked-out attempt; the ``user_login_failed``
@@ -34,7 +40,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from aigateway.audit.services import audit_record
-from aigateway.quotas.checks import COUNTER, Check, Verdict
+from aigateway.quotas.checks import COUNTER, Check, CheckResult, Verdict
 from aigateway.quotas.limiter import Adjustment, InProcessLimiter, Limiter
 from aigateway.quotas.limiter_redis import RedisLimiter
 
@@ -49,17 +55,19 @@ def _hashed(value: str) -> str:
 
 
 def _checks(request: HttpRequest | None, username: str, cost: float) -> list[Check]:
+    """[username from this address, this address] (the address one only when known)."""
     window = float(settings.AIGATEWAY_LOGIN_LOCKOUT_SECONDS)
+    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    user = f"{username.strip().casefold()}\n{address}"
     checks = [
         Check(
-            key=f"aigw:login-fail:user:{_hashed(username.strip().casefold())}",
+            key=f"aigw:login-fail:user:{_hashed(user)}",
             type=COUNTER,
             cost=cost,
             limit=float(settings.AIGATEWAY_LOGIN_MAX_FAILURES),
             ttl=window,
         )
     ]
-    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
     if address:
         checks.append(
             Check(
@@ -90,9 +98,12 @@ async def _run(operation: str, *args: Any) -> Any:
 
 
 def login_locked(request: HttpRequest | None, username: str) -> bool:
-    """True while this username, or this request's client address, is locked out."""
-    verdict: Verdict = async_to_sync(_run)("take", _checks(request, username, 0.0), time.time())
-    return not verdict.allowed
+    """True while this username from this address, or this address, is locked out (reads
+    the counters only: a check must not extend the window)."""
+    results: list[CheckResult] = async_to_sync(_run)(
+        "peek", _checks(request, username, 0.0), time.time()
+    )
+    return any(result.remaining <= 0 for result in results)
 
 
 def login_failure_record(request: HttpRequest | None, username: str) -> None:
@@ -120,7 +131,8 @@ def login_failure_record(request: HttpRequest | None, username: str) -> None:
 
 
 def login_failures_forget(request: HttpRequest | None, username: str) -> None:
-    """A successful sign-in clears the username's count (the address keeps its count)."""
+    """A successful sign-in clears the username's count from this address (the address keeps
+    its own count)."""
     checks = _checks(request, username, 0.0)[:1]
     async_to_sync(_run)("settle", [Adjustment(checks[0], -1e12)], time.time())
 

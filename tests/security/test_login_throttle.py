@@ -50,7 +50,8 @@ def test_a_username_is_locked_after_repeated_failures_even_for_the_right_passwor
     for _ in range(3):
         assert not _signed_in(_sign_in("wrong-guess"))
     assert not _signed_in(_sign_in(RIGHT))
-    assert not _signed_in(_sign_in(RIGHT, address="203.0.113.9"))  # from anywhere
+    # Only from that address: a guesser elsewhere cannot lock the real user out.
+    assert _signed_in(_sign_in(RIGHT, address="203.0.113.9"))
     assert "Too many failed sign-ins" in _refusal_text()
     locked = AuditEvent.objects.filter(action="auth.login_locked")
     assert [(e.target_type, e.target_label) for e in locked] == [("user", "alice")]
@@ -69,6 +70,18 @@ def test_attempts_during_a_lockout_do_not_extend_it(cast, strict):
         assert not _signed_in(_sign_in("still-guessing"))
     time.sleep(1.1)  # 2.3 s after the last counted failure, 1.1 s after the last attempt
     assert _signed_in(_sign_in(RIGHT))
+
+
+@pytest.mark.django_db
+def test_checking_a_lockout_does_not_extend_the_window(cast, strict):
+    for name in ("ann", "ben", "cid", "dan", "eva"):  # 5 of the address's 6
+        _sign_in("wrong-guess", username=name, address="192.0.2.70")
+    time.sleep(1.2)
+    assert _signed_in(_sign_in("pw-bob-secret", username="bob", address="192.0.2.70"))
+    time.sleep(1.0)  # 2.2 s after the last failure, 1.0 s after the last check
+    for name in ("fay", "gus"):  # had the check kept the count alive, this would be 7
+        _sign_in("wrong-guess", username=name, address="192.0.2.70")
+    assert _signed_in(_sign_in(RIGHT, address="192.0.2.70"))
 
 
 @pytest.mark.django_db
