@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import redis
+import yaml
 from django.utils import timezone
 
 from aigateway.gateway.auth_failures import client_key
@@ -357,6 +358,12 @@ def test_the_shipped_proxy_gives_the_gateway_an_address_the_client_cannot_choose
     root = Path(__file__).resolve().parents[2]
     compose = (root / "docker-compose.yml").read_text()
     nginx = (root / "deploy" / "nginx.conf").read_text()
-    assert "--forwarded-allow-ips" in compose
     assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;", nginx)
     assert "$proxy_add_x_forwarded_for" not in nginx
+    # uvicorn believes the header from the proxy's fixed address only, not from any other
+    # container that can reach web:8000.
+    services = yaml.safe_load(compose)["services"]
+    proxy_ip = services["proxy"]["networks"]["edge"]["ipv4_address"]
+    trusted = re.search(r"--forwarded-allow-ips (\S+)", services["web"]["command"][2])
+    assert trusted is not None and trusted.group(1) == proxy_ip != "'*'"
+    assert "edge" in services["web"]["networks"]
