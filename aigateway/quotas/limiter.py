@@ -36,12 +36,39 @@ class Limiter(Protocol):
         """Current remaining/reset for display, taking nothing."""
 
 
+MAX_KEYS = 200_000  # per InProcessLimiter: buckets, counters and lease sets together
+
+
 class InProcessLimiter:
-    def __init__(self) -> None:
+    def __init__(self, max_keys: int = MAX_KEYS) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, timestamp)
+        self._full_at: dict[str, float] = {}  # bucket key → when it has refilled completely
         self._counters: dict[str, tuple[float, float]] = {}  # key → (used, expires_at)
         self._leases: dict[str, dict[str, float]] = {}  # key → {member: expires_at}
         self._lock = threading.Lock()
+        self._max_keys = max_keys
+
+    def _size(self) -> int:
+        return len(self._buckets) + len(self._counters) + len(self._leases)
+
+    def _prune(self, now: float) -> None:
+        """Keys are per client address, username, team…: an attacker spraying new ones must
+        not grow memory without bound. Past ``max_keys``: forget what no longer limits anyone
+        (full buckets, expired counters, lease sets with no live lease); if that is not
+        enough, the oldest keys until half the cap is left (they start again from full)."""
+        if self._size() <= self._max_keys:
+            return
+        self._buckets = {k: v for k, v in self._buckets.items() if self._full_at.get(k, 0) > now}
+        self._full_at = {k: v for k, v in self._full_at.items() if k in self._buckets}
+        self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
+        self._leases = {k: v for k, v in self._leases.items() if any(e > now for e in v.values())}
+        for store in (self._counters, self._buckets, self._leases):
+            excess = self._size() - self._max_keys // 2
+            if excess <= 0:
+                break
+            for key in list(store)[:excess]:
+                del store[key]
+                self._full_at.pop(key, None)
 
     def _bucket(self, check: Check, now: float) -> float:
         tokens, stamp = self._buckets.get(check.key, (check.capacity, now))
@@ -77,9 +104,14 @@ class InProcessLimiter:
             return False, 1.0, CheckResult(0, 1.0)
         return True, None, CheckResult(check.limit - held - 1, 0.0)
 
+    def _set_bucket(self, check: Check, tokens: float, now: float) -> None:
+        self._buckets[check.key] = (tokens, now)
+        missing = max(0.0, check.capacity - tokens)
+        self._full_at[check.key] = now + missing / check.rate if check.rate > 0 else math.inf
+
     def _apply(self, check: Check, now: float) -> None:
         if check.type == BUCKET:
-            self._buckets[check.key] = (self._bucket(check, now) - check.cost, now)
+            self._set_bucket(check, self._bucket(check, now) - check.cost, now)
         elif check.type == COUNTER:
             self._counters[check.key] = (self._counter(check, now) + check.cost, now + check.ttl)
         else:
@@ -99,6 +131,7 @@ class InProcessLimiter:
                 results.append(result)
             for check in checks:
                 self._apply(check, now)
+            self._prune(now)
             return Verdict(True, -1, None, tuple(results))
 
     async def settle(self, adjustments: list[Adjustment], now: float) -> None:
@@ -107,7 +140,7 @@ class InProcessLimiter:
                 check = adjustment.check
                 if check.type == BUCKET:
                     tokens = min(check.capacity, self._bucket(check, now) - adjustment.delta)
-                    self._buckets[check.key] = (tokens, now)
+                    self._set_bucket(check, tokens, now)
                 elif check.type == COUNTER:
                     used = self._counter(check, now) + adjustment.delta
                     self._counters[check.key] = (max(0.0, used), now + check.ttl)
