@@ -34,9 +34,13 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # Deepest nesting of containers a JSON body may have (the body object is level 1). Tool
 # schemas are the deepest real bodies (OpenAI's structured outputs allow 10 schema levels).
 MAX_JSON_DEPTH = 64
-# A \\uD800-\\uDFFF escape in the raw body: only then is the decoded body checked for
-# unpaired surrogates (most bodies have none; Python clients escape every emoji this way).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# An unpaired \\uD800-\\uDFFF escape in the raw body (a high one not followed by a low one,
+# or a low one not after a high one): only then is the decoded body checked. Paired escapes
+# are common (ASCII-escaping clients write every emoji so) and must not cost a re-encode.
+_LONE_SURROGATE_ESCAPE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]"
+)
 
 
 def read_json_body(request: HttpRequest) -> dict[str, Any]:
@@ -51,27 +55,33 @@ def read_json_body(request: HttpRequest) -> dict[str, Any]:
         raise BodyTooLarge("Request body is too large.") from exc
     if not raw:
         raise InvalidRequest("Request body is empty; send a JSON object.")
+    return parse_json_object(raw, "The JSON body")
+
+
+def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """``raw`` as a JSON object, or InvalidRequest saying why (``what`` names it: "The JSON
+    body", "This line"). The same rules for request bodies and batch input lines."""
     try:
-        # UTF-8 only (RFC 8259): json.loads(bytes) would also guess UTF-16/32 and let
-        # encoded surrogates through. NaN and Infinity are not JSON: refused here, they
-        # would otherwise reach an upstream verbatim in a pass-through parameter.
-        body = json.loads(raw.decode(), parse_constant=_refuse_constant)
+        # UTF-8 only (RFC 8259; a leading BOM is skipped): json.loads(bytes) would also guess
+        # UTF-16/32 and let encoded surrogates through. NaN and Infinity are not JSON: refused
+        # here, they would otherwise reach an upstream verbatim in a pass-through parameter.
+        body = json.loads(raw.decode("utf-8-sig"), parse_constant=_refuse_constant)
     except RecursionError:  # ~1000 levels: the C parser recurses per level
         raise _too_deep(None) from None
     except ValueError:  # JSONDecodeError, UnicodeDecodeError, int digits limit, constants
         raise InvalidRequest(
-            "We could not parse the JSON body of your request. The body must be valid JSON."
+            f"We could not parse {what.lower()}: it must be valid JSON (UTF-8)."
         ) from None
     if not isinstance(body, dict):
-        raise InvalidRequest("The JSON body must be an object.")
+        raise InvalidRequest(f"{what} must be a JSON object.")
     # Fewer openers than the limit cannot nest past it (most bodies): skip the walk.
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
         too_deep = _deeper_than(body, MAX_JSON_DEPTH)
         if too_deep is not None:
             raise _too_deep(too_deep)
-    if _SURROGATE_ESCAPE.search(raw) and not _valid_unicode(body):
+    if _LONE_SURROGATE_ESCAPE.search(raw) and not _valid_unicode(body):
         raise InvalidRequest(
-            "The JSON body contains an unpaired surrogate escape (\\ud800-\\udfff); "
+            f"{what} contains an unpaired surrogate escape (\\ud800-\\udfff); "
             "strings must be valid Unicode."
         )
     return body

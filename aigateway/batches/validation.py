@@ -9,9 +9,11 @@ request's 400 in the error file.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from aigateway.api.parsing import parse_json_object
+from aigateway.gateway.errors import InvalidRequest
 
 MAX_ERRORS = 100
 MAX_CUSTOM_ID = 512
@@ -106,12 +108,10 @@ def parse_input(
                 number,
             ))  # fmt: skip
             return parsed
-        try:
-            raw = json.loads(text_line)
-        except (ValueError, RecursionError):  # RecursionError: nested ~1000 levels deep
-            error: LineError | None = LineError(
-                "invalid_json_line", "This line is not parseable as valid JSON.", number
-            )
+        try:  # the API's own rules: UTF-8, no NaN, nesting and unpaired-surrogate limits
+            raw = parse_json_object(text_line.encode(), "This line")
+        except InvalidRequest as exc:
+            error: LineError | None = LineError("invalid_json_line", exc.message, number)
         else:
             error = _line_error(raw, number, endpoint)
         if error is None and raw["custom_id"] in seen:
