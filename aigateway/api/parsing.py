@@ -45,7 +45,8 @@ _LONE_SURROGATE_ESCAPE = re.compile(
 
 def read_json_body(request: HttpRequest) -> dict[str, Any]:
     length = request.headers.get("Content-Length")
-    if length and length.isdigit() and int(length) > settings.AIGATEWAY_MAX_BODY_BYTES:
+    declared = int(length) if length and length.isascii() and length.isdigit() else 0
+    if declared > settings.AIGATEWAY_MAX_BODY_BYTES:
         raise BodyTooLarge(
             f"Request body is larger than the {settings.AIGATEWAY_MAX_BODY_BYTES} bytes allowed."
         )

@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from aigateway.audit.models import AuditEvent
+from aigateway.core.rows import is_row_id
 from auth.roles import covers_every_organisation, roles_of
 
 MAX_PAGE = 200
@@ -83,7 +84,7 @@ def parse_cursor(cursor: str | None) -> int | None:
     """ValueError for a cursor this module did not hand out."""
     if not cursor:
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not is_row_id(cursor):
         raise ValueError("This is not a cursor from a previous page.")
     return int(cursor)
 

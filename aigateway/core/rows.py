@@ -34,3 +34,9 @@ def fit_text(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any
                 value = value[:limit]
             values[name] = value
     return values
+
+
+def is_row_id(text: str) -> bool:
+    """A primary key as a query parameter gives it: ASCII digits, at most 18 of them.
+    (``str.isdigit`` alone also accepts "²" and "٣", which ``int`` then refuses or reads.)"""
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()

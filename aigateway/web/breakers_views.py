@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from aigateway.core.rows import is_row_id
 from aigateway.routing.models import Deployment
 from aigateway.routing.services import breaker_force, breaker_history, breakers_list
 from aigateway.web.permissions import (
@@ -34,7 +35,7 @@ def _history_of(request: HttpRequest) -> Deployment | None:
     text = request.GET.get("deployment", "")
     if not text:
         return None
-    if not text.isdigit():
+    if not is_row_id(text):
         raise Http404("There is no such deployment.")
     return get_object_or_404(Deployment.objects.select_related("route", "provider"), pk=int(text))
 
@@ -65,7 +66,7 @@ def breakers_fragment(request: HttpRequest) -> HttpResponse:
     forms (and what the user typed in them) stay put. Checked like the page."""
     require_gateway_reader(request.user)
     parts = [p for p in request.GET.get("ids", "").split(",") if p]
-    if len(parts) > MAX_IDS or not all(p.isdigit() for p in parts):
+    if len(parts) > MAX_IDS or not all(is_row_id(p) for p in parts):
         return HttpResponseBadRequest("ids: up to 1000 deployment ids, comma-separated.")
     only = _history_of(request)
     context = {

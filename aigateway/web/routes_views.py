@@ -20,6 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from aigateway.core.rows import is_row_id
 from aigateway.routing.models import Deployment, Route
 from aigateway.routing.route_services import (
     RouteSettings,
@@ -249,7 +250,7 @@ def routes_health(request: HttpRequest) -> HttpResponse:
     require_gateway_reader(request.user)
     text = request.GET.get("ids", "")
     parts = [p for p in text.split(",") if p]
-    if len(parts) > MAX_HEALTH_IDS or not all(p.isdigit() for p in parts):
+    if len(parts) > MAX_HEALTH_IDS or not all(is_row_id(p) for p in parts):
         return HttpResponseBadRequest("ids: up to 1000 deployment ids, comma-separated.")
     deployments = Deployment.objects.filter(pk__in=[int(p) for p in parts])
     return render(request, "web/routes/health.html", {"health": deployments_health(deployments)})

@@ -45,6 +45,7 @@ def test_the_fragment_swaps_the_live_cells_and_the_history_not_the_forms(client,
     # Only the cells the page has (htmx reports a swap without a target as an error).
     assert "breaker-state" not in client.get("/breakers/fragment/?ids=999").content.decode()
     assert client.get("/breakers/fragment/?ids=abc").status_code == 400
+    assert client.get("/breakers/fragment/?ids=²").status_code == 400  # isdigit, not int
 
 
 def test_the_page_shows_failure_counts_and_each_deployments_history(client, cast, deployment):
@@ -60,6 +61,7 @@ def test_the_page_shows_failure_counts_and_each_deployments_history(client, cast
     assert f"Transitions of {deployment}" in only
     assert "smart maintenance" in only and "fast maintenance" not in only
     assert client.get("/breakers/?deployment=999").status_code == 404
+    assert client.get("/breakers/?deployment=²").status_code == 404
     assert client.get("/breakers/?deployment=x").status_code == 404
 
 

@@ -159,7 +159,7 @@ def test_filters_narrow_the_table_on_the_page_and_in_the_fragment(
 
 
 @pytest.mark.parametrize(
-    "query", ["since=yesterday", "cursor=abc", "cursor=-1", "action=" + "x" * 101]
+    "query", ["since=yesterday", "cursor=abc", "cursor=-1", "cursor=²", "action=" + "x" * 101]
 )
 def test_bad_filters_are_a_400_with_a_reason_not_a_500(client: Client, cast, query: str) -> None:
     for url in (PAGE, ROWS):
