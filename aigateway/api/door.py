@@ -217,7 +217,11 @@ def _refuse_unread_body(request: HttpRequest) -> None:
     """The handler stopped reading a body past the door's limit (core/asgi_handler.py)."""
     limit = getattr(request, "scope", {}).get(BODY_REFUSED)
     if limit is not None:
-        raise BodyTooLarge(f"Request body is larger than the {limit} bytes allowed.")
+        # The rest of the body is still on the connection: close it after this answer.
+        raise BodyTooLarge(
+            f"Request body is larger than the {limit} bytes allowed.",
+            headers={"Connection": "close"},
+        )
 
 
 def api_endpoint(

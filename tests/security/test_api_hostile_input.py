@@ -302,6 +302,10 @@ def test_a_declared_length_past_the_limit_is_refused_before_its_body_is_sent(
     with socket.create_connection(("127.0.0.1", _port(gateway)), timeout=5) as sock:
         sock.sendall(head + b"\r\n\r\n" + b'{"model": ')
         answer = read_answer(sock)
+        # The unread rest must not be taken for the next request: the server closes.
+        assert answer.headers.get("connection") == "close"
+        sock.settimeout(5)
+        assert sock.recv(1) == b""
     _assert_413(path, answer)
     assert time.monotonic() - started < 2
 
