@@ -297,13 +297,14 @@ def route_deletion_preview(route: Route) -> RouteDeletion:
     )
     usable = [k for k in keys if k.revoked_at is None]
     alone = [k for k in usable if len(k.allowed_routes.all()) == 1]
+    alone_ids = {k.pk for k in alone}
     return RouteDeletion(
         deployments=[
             f"{d.provider.name}:{d.upstream_model}"
             for d in route.deployments.select_related("provider").order_by("priority", "id")
         ],
         teams=[str(t) for t in route.teams.select_related("organisation").order_by("pk")],
-        keys=[_key_label(k) for k in usable if k not in alone],
+        keys=[_key_label(k) for k in usable if k.pk not in alone_ids],
         guardrail_policies=[p.target_label for p in route.guardrail_policies.all()],
         blocking_keys=[_key_label(k) for k in alone],
     )
