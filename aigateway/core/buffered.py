@@ -14,9 +14,9 @@ import asyncio
 import logging
 import threading
 
-from django.db import Error, close_old_connections, connection
+from django.db import close_old_connections
 
-from aigateway.core.db import run_db
+from aigateway.core.db import database_up, run_db
 
 logger = logging.getLogger(__name__)
 MAX_BUFFERED = 200_000
@@ -126,14 +126,3 @@ class BufferedWriter[Item]:
                 self.flush()
             except Exception:
                 logger.exception("final %s flush failed", self.name)
-
-
-def database_up() -> bool:
-    """Does the database answer? Any database failure means no: an InterfaceError (a
-    connection closed under us) escaping from here would lose the batch being retried."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except Error:  # DatabaseError, and InterfaceError, which is not one
-        return False

@@ -16,24 +16,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
-from django.db import Error, close_old_connections, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.decorators import sync_and_async_middleware
 
-from aigateway.core.db import run_db
+from aigateway.core.db import database_up, run_db
 
 RETRY_AFTER_SECONDS = "10"
-
-
-def database_answers() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except Error:  # OperationalError, InterfaceError (a connection closed under us), ...
-        close_old_connections()
-        return False
 
 
 def unavailable_response(request: HttpRequest) -> HttpResponse:
@@ -65,7 +54,7 @@ def database_unavailable_middleware(get_response: Any) -> Any:
 
         async def async_middleware(request: HttpRequest) -> HttpResponse:
             response = await async_get(request)
-            if response.status_code == 500 and not await run_db(database_answers):
+            if response.status_code == 500 and not await run_db(database_up):
                 return unavailable_response(request)
             return response
 
@@ -73,7 +62,7 @@ def database_unavailable_middleware(get_response: Any) -> Any:
 
     def middleware(request: HttpRequest) -> HttpResponse:
         response: HttpResponse = get_response(request)
-        if response.status_code == 500 and not database_answers():
+        if response.status_code == 500 and not database_up():
             return unavailable_response(request)
         return response
 
