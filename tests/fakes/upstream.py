@@ -169,7 +169,8 @@ class FakeUpstream:
         self._thread.start()
         if not started.wait(timeout=10) or failure:
             self._thread = None
-            raise RuntimeError("the fake upstream did not start") from (failure[0] if failure else None)
+            cause = failure[0] if failure else None
+            raise RuntimeError("the fake upstream did not start") from cause
         return self
 
     async def _serve(self, sock: socket.socket) -> None:
