@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from decimal import Decimal
 from functools import wraps
@@ -29,6 +28,7 @@ from aigateway.core.asgi_handler import (
     ERROR_RESPONSE_MARK,
 )
 from aigateway.core.config_cache import ConfigUnavailable
+from aigateway.core.ids import unique_hex
 from aigateway.gateway.auth_failures import auth_failure_record
 from aigateway.gateway.cache import CacheControl
 from aigateway.gateway.errors import (
@@ -241,7 +241,7 @@ def api_endpoint(
         async def wrapper(
             request: HttpRequest, *args: object, **kwargs: object
         ) -> HttpResponseBase:
-            request_id = request_id_from(request, "req_" + uuid.uuid4().hex)
+            request_id = request_id_from(request, "req_" + unique_hex())
             response: HttpResponseBase
             try:
                 if request.method not in methods:
@@ -272,7 +272,7 @@ def api_endpoint(
         def failed_before_view(request: HttpRequest, exc: Exception) -> HttpResponseBase:
             """A middleware refused the request (an invalid Host header, say): the door's
             format too, not Django's HTML error page."""
-            request_id = request_id_from(request, "req_" + uuid.uuid4().hex)
+            request_id = request_id_from(request, "req_" + unique_hex())
             error: GatewayError
             if isinstance(exc, SuspiciousOperation):  # logged as Django logs it
                 logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))

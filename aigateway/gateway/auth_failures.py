@@ -33,7 +33,7 @@ from aigateway.core.redis import get_async_redis
 from aigateway.gateway.errors import GatewayError
 from aigateway.quotas.checks import BUCKET, Check
 from aigateway.quotas.limiter import InProcessLimiter, Limiter
-from aigateway.quotas.limiter_redis import RedisLimiter
+from aigateway.quotas.limiter_redis import redis_limiter
 
 logger = logging.getLogger(__name__)
 KEY_PREFIX = "aigw:auth-fail:"
@@ -90,7 +90,7 @@ def _check(key: str) -> Check:
 
 def _limiter() -> Limiter:
     client = get_async_redis()
-    return RedisLimiter(client) if client is not None else _local
+    return redis_limiter(client) if client is not None else _local
 
 
 def _remember(key: str, until: float, now: float) -> None:

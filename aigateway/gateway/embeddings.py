@@ -10,10 +10,10 @@ are the same for both.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 
 from django.conf import settings
 
+from aigateway.core.ids import unique_hex
 from aigateway.gateway import cache, limits
 from aigateway.gateway.errors import GatewayError, InvalidRequest
 from aigateway.gateway.pipeline import CallContext, CallOutcome, _record, _recording_failures
@@ -70,7 +70,7 @@ async def embeddings_create(
         await guardrails.guardrails_embeddings(ctx, request, outcome)  # before tokens are counted
         with ctx.trace.stage("limits"):
             tokens = embedding_tokens(request, route)
-            demand = Demand(tokens, tokens, uuid.uuid4().hex)
+            demand = Demand(tokens, tokens, unique_hex())
             lease = await limits.limits_take(ctx.principal, demand, trace=ctx.trace)
         outcome.rate_limit_headers = lease.headers()
         ctx.trace.cache(outcome.cache_status, None)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from aigateway.core.config_cache import config_cache
+from aigateway.core.ids import unique_hex
 from aigateway.core.redis import get_async_redis
 from aigateway.gateway.errors import GatewayError, ServiceUnavailable
 from aigateway.gateway.principal import Principal
@@ -29,7 +29,7 @@ from aigateway.observability.instruments import rate_limit_rejected
 from aigateway.quotas.alerts import soft_threshold_check
 from aigateway.quotas.checks import Check, CheckResult, Verdict
 from aigateway.quotas.limiter import Adjustment, InProcessLimiter, Limiter
-from aigateway.quotas.limiter_redis import RedisLimiter
+from aigateway.quotas.limiter_redis import redis_limiter
 from aigateway.quotas.rules import BUDGETS, Demand, Rule, check_for, rules_for_scopes
 from providers.tokens import count_prompt_tokens
 from providers.types import ChatRequest, Usage
@@ -52,7 +52,7 @@ class RateLimitExceeded(GatewayError):
 
 def _limiter() -> Limiter:
     client = get_async_redis()
-    return RedisLimiter(client) if client is not None else _local
+    return redis_limiter(client) if client is not None else _local
 
 
 async def _run(operation: str, limiter: Limiter, *args: object) -> object:
@@ -233,7 +233,7 @@ async def limits_acquire(
     trace: DecisionTrace | None = None,
 ) -> Lease:
     prompt = count_prompt_tokens(request, provider_kind=provider_kind)
-    demand = Demand(prompt, prompt + (request.max_tokens or 0), uuid.uuid4().hex)
+    demand = Demand(prompt, prompt + (request.max_tokens or 0), unique_hex())
     return await limits_take(principal, demand, trace=trace)
 
 

@@ -15,11 +15,11 @@ import asyncio
 import logging
 import math
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from aigateway.core.ids import unique_hex
 from aigateway.gateway.breaker import (
     BreakerConfig,
     Decision,
@@ -355,13 +355,13 @@ async def resilient_embeddings(
     async def call(target: DeploymentTarget) -> EmbeddingResponse:
         return await get_adapter(target).embeddings(request, target)
 
-    demand = Demand(input_tokens, input_tokens, uuid.uuid4().hex)
+    demand = Demand(input_tokens, input_tokens, unique_hex())
     return await _run_resilient(route, attempts, deadline, call, demand, usage_of=_response_usage)
 
 
 def _demand(request: ChatRequest) -> Demand:
     prompt = count_prompt_tokens(request)
-    return Demand(prompt, prompt + (request.max_tokens or 0), uuid.uuid4().hex)
+    return Demand(prompt, prompt + (request.max_tokens or 0), unique_hex())
 
 
 @dataclass(slots=True)

@@ -8,7 +8,6 @@ limits, guardrails and cache scope apply, and usage and audit name the user and 
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -23,6 +22,7 @@ from aigateway.api.door import StreamBody
 from aigateway.audit.search import audit_can_read
 from aigateway.core.config_cache import ConfigUnavailable
 from aigateway.core.db import run_db
+from aigateway.core.ids import unique_hex
 from aigateway.gateway.errors import GatewayError
 from aigateway.gateway.pipeline import CallContext, chat_stream
 from aigateway.gateway.principal import principal_for_team_member
@@ -112,7 +112,7 @@ async def playground_stream(request: HttpRequest) -> HttpResponseBase:
     user = await request.auser()
     if not user.is_authenticated:
         return _refusal(401, "Your session has ended: sign in again.")
-    request_id = "req_" + uuid.uuid4().hex
+    request_id = "req_" + unique_hex()
     try:
         data = parse_playground_input(request.body)
     except PlaygroundInputError as exc:
