@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = '''
+APP = """
 import os
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -25,13 +25,13 @@ async def app(scope, receive, send):
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
-'''
+"""
 
 
 def _listening_sockets(port: int) -> int:
     """LISTEN entries for ``port`` in /proc/net/tcp (state 0A)."""
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
+    rows = [row.split() for row in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for row in rows if row[1].endswith(f":{port:04X}") and row[3] == "0A")
 
 
 def _get(port: int) -> str:
