@@ -54,30 +54,24 @@ def _hashed(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
+def _failure_counter(kind: str, who: str, limit: int, cost: float) -> Check:
+    return Check(
+        key=f"aigw:login-fail:{kind}:{_hashed(who)}",
+        type=COUNTER,
+        cost=cost,
+        limit=float(limit),
+        ttl=float(settings.AIGATEWAY_LOGIN_LOCKOUT_SECONDS),
+    )
+
+
 def _checks(request: HttpRequest | None, username: str, cost: float) -> list[Check]:
     """[username from this address, this address] (the address one only when known)."""
-    window = float(settings.AIGATEWAY_LOGIN_LOCKOUT_SECONDS)
     address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
     user = f"{username.strip().casefold()}\n{address}"
-    checks = [
-        Check(
-            key=f"aigw:login-fail:user:{_hashed(user)}",
-            type=COUNTER,
-            cost=cost,
-            limit=float(settings.AIGATEWAY_LOGIN_MAX_FAILURES),
-            ttl=window,
-        )
-    ]
+    checks = [_failure_counter("user", user, settings.AIGATEWAY_LOGIN_MAX_FAILURES, cost)]
     if address:
-        checks.append(
-            Check(
-                key=f"aigw:login-fail:ip:{_hashed(address)}",
-                type=COUNTER,
-                cost=cost,
-                limit=float(settings.AIGATEWAY_LOGIN_IP_MAX_FAILURES),
-                ttl=window,
-            )
-        )
+        limit = settings.AIGATEWAY_LOGIN_IP_MAX_FAILURES
+        checks.append(_failure_counter("ip", address, limit, cost))
     return checks
 
 

@@ -112,6 +112,20 @@ def sign_in(page, username: str, password: str) -> None:
     page.wait_for_url(lambda url: "/login/" not in url)
 
 
+def add_provider_and_test_connection(page, name: str, base_url: str) -> Any:
+    """On the Providers page: add an OpenAI-compatible provider at ``base_url``, open it and
+    press "Test connection". Returns the result element (the caller asserts its text)."""
+    from playwright.sync_api import expect
+
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Kind").select_option("openai_compatible")
+    page.get_by_label("Base URL").fill(base_url)
+    page.get_by_role("button", name="Add provider").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+    page.get_by_role("button", name="Test connection").click()
+    return page.locator("#connection-result")
+
+
 def save_screenshot(page, name: str) -> Path:
     """Write docs/screenshots/<name>.png (shown in the README)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from auth.models import Organisation, OrgMembership, OrgRole
-from tests.browser.conftest import save_screenshot, sign_in
+from tests.browser.conftest import add_provider_and_test_connection, save_screenshot, sign_in
 from tests.fakes.upstream import FakeUpstream
 
 SECRET = "sk-story-provider-key-0001"
@@ -66,15 +66,8 @@ def test_a_fresh_admin_sets_up_the_gateway_and_finds_every_step_in_the_audit_log
 
         # -- a provider pointing at the fake upstream, and its connection test ----------
         _nav(page, "Providers")
-        page.get_by_label("Name", exact=True).fill("fake-upstream")
-        page.get_by_label("Kind").select_option("openai_compatible")
-        page.get_by_label("Base URL").fill(upstream.openai_base_url)
-        page.get_by_role("button", name="Add provider").click()
-        expect(page.get_by_role("heading", level=1)).to_contain_text("fake-upstream")
-        page.get_by_role("button", name="Test connection").click()
-        expect(page.locator("#connection-result")).to_contain_text(
-            "Connected: the provider listed its models."
-        )
+        result = add_provider_and_test_connection(page, "fake-upstream", upstream.openai_base_url)
+        expect(result).to_contain_text("Connected: the provider listed its models.")
         assert upstream.requests[-1].path == "/v1/models"
 
         # -- a credential: stored, shown masked, never raw ------------------------------

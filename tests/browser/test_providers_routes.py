@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from aigateway.routing.models import Route
-from tests.browser.conftest import save_screenshot, sign_in
+from tests.browser.conftest import add_provider_and_test_connection, save_screenshot, sign_in
 from tests.factories import make_key
 from tests.fakes.upstream import FakeUpstream
 from tests.web.gateway_config_support import make_admin_of_every_organisation
@@ -30,14 +30,7 @@ def test_alice_adds_a_provider_and_a_route_and_the_sdk_uses_them(page, cast, liv
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Providers").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Providers and credentials")
 
-        page.get_by_label("Name", exact=True).fill("fake-upstream")
-        page.get_by_label("Kind").select_option("openai_compatible")
-        page.get_by_label("Base URL").fill(upstream.openai_base_url)
-        page.get_by_role("button", name="Add provider").click()
-        expect(page.get_by_role("heading", level=1)).to_contain_text("fake-upstream")
-
-        page.get_by_role("button", name="Test connection").click()
-        result = page.locator("#connection-result")
+        result = add_provider_and_test_connection(page, "fake-upstream", upstream.openai_base_url)
         expect(result).to_contain_text("OK")
         expect(result).to_contain_text("Connected: the provider listed its models.")
 
