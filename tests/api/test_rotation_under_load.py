@@ -75,6 +75,16 @@ def test_rotation_under_concurrent_load_loses_no_request(cast, live_gateway, set
         )
         for thread in threads:
             thread.join(timeout=60)
+        # The calls may all end within one config-cache window of the rotation (processes
+        # learn of it within AIGATEWAY_CONFIG_CACHE_SECONDS): one more call after that.
+        time.sleep(settings.AIGATEWAY_CONFIG_CACHE_SECONDS * 2)
+        after = openai.OpenAI(
+            base_url=live_gateway.openai_base_url, api_key=raw_key, max_retries=0, timeout=10
+        )
+        after.chat.completions.create(
+            model="gpt", messages=[{"role": "user", "content": "after the rotation"}]
+        )
+        after.close()
 
     failures = [o for o in outcomes if o != "ok"]
     keys = [r.headers.get("authorization", "") for r in upstream.requests]
