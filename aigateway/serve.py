@@ -15,6 +15,9 @@ Two things stock ``uvicorn --workers N`` does that a gateway must not:
   now closes its sockets as it tells the workers to stop (each worker closes its own as its
   shutdown starts): new connections are refused at once while accepted ones finish.
 
+It also sends each response's head and body in one write
+(``aigateway/core/http_protocol.py``) unless ``--http`` names another protocol.
+
 Every flag of ``uvicorn`` works the same (``python -m aigateway.serve --help``).
 """
 
@@ -82,7 +85,12 @@ def main() -> None:
     # not the attribute: ``uvicorn.main`` is also the name of the command function.)
     uvicorn_main = importlib.import_module("uvicorn.main")
     uvicorn_main.Multiprocess = GatewaySupervisor  # type: ignore[attr-defined]
+    if not any(arg == "--http" or arg.startswith("--http=") for arg in sys.argv[1:]):
+        sys.argv[1:1] = ["--http", HTTP_PROTOCOL]
     uvicorn_main.main()
+
+
+HTTP_PROTOCOL = "aigateway.core.http_protocol:GatewayHttpProtocol"
 
 
 if __name__ == "__main__":

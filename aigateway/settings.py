@@ -116,7 +116,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # readers) wait instead of failing with "database is locked". The test database is a
     # file, not shared-cache memory (whose table locks fail at once instead of waiting), so
     # worker subprocesses can open it too. PostgreSQL is the production database.
-    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    # WAL: readers never wait for the writer, and a commit appends to the log instead of
+    # rewriting a journal file with two fsyncs (synchronous=NORMAL: durable at checkpoints,
+    # never corrupt) — the write-behind flushes' commits were ~14 % of their time.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
     # One file per test process: concurrent test runs must not share (and delete) it.
     DATABASES["default"]["TEST"] = {
         "NAME": str(Path(tempfile.gettempdir()) / f"aigateway-test-{os.getpid()}.sqlite3")

@@ -33,4 +33,4 @@ mkdir -p var
 "$PY" manage.py gateway apply "${GATEWAY_CONFIG:-bench/gateway.yaml}" >/dev/null
 echo "bench gateway on http://${HOST:-127.0.0.1}:${PORT:-8000}/v1 (workers: ${WORKERS:-2}, Redis: $REDIS_URL)" >&2
 exec "$PY" -m aigateway.serve aigateway.asgi:application --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" \
-	--workers "${WORKERS:-2}" --no-access-log --lifespan on --loop uvloop --http httptools
+	--workers "${WORKERS:-2}" --no-access-log --lifespan on --loop uvloop

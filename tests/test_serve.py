@@ -15,17 +15,23 @@ import pytest
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = """
-import os
+# The start of a test ASGI app: lifespan answered, then HTTP (tests/test_http_protocol.py too).
+APP_START = """
+import asyncio, os
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
+"""
+APP = (
+    APP_START
+    + """
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
 """
+)
 
 
 def _listening_sockets(port: int) -> int:

@@ -5,6 +5,7 @@ Every write goes through ``audit_record``, which extends the hash chain (see cha
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from aigateway.audit.chain import GENESIS_HASH, compute_hash
 from aigateway.audit.models import AuditChainHead, AuditEvent
+from aigateway.audit.rows import ChainedRow, row_inserter
 
 HEAD_PK = 1
 
@@ -60,20 +62,41 @@ def chain_append(events: list[AuditEvent]) -> None:
     holds the chain head: concurrent writers (other threads, other processes, the buffered
     API-call writer's flushes) cannot fork the chain. An event without ``created_at`` is
     stamped now, under the lock, so timestamps of directly written events follow the chain."""
+    if not events:
+        return
     with transaction.atomic():
         head = lock_chain_head()
-        sequence = head.sequence
-        previous = head.record_hash if sequence else GENESIS_HASH
-        now = timezone.now()
-        for event in events:
-            sequence += 1
-            event.sequence, event.previous_hash = sequence, previous
-            if event.created_at is None:
-                event.created_at = now
-            event.record_hash = previous = compute_hash(event)
+        _link(events, head)
         if len(events) == 1:
             events[0].save(force_insert=True)
         else:
             AuditEvent.objects.bulk_create(events)
-        head.sequence, head.record_hash = sequence, previous
-        head.save(update_fields=["sequence", "record_hash"])
+        _advance(head, events)
+
+
+def chain_append_rows(rows: list[ChainedRow]) -> None:
+    """``chain_append`` for the API-call writer's plain rows: one ``executemany``."""
+    if not rows:
+        return
+    with transaction.atomic():
+        head = lock_chain_head()
+        _link(rows, head)
+        row_inserter().insert([row.values() for row in rows])
+        _advance(head, rows)
+
+
+def _link(events: Sequence[AuditEvent] | Sequence[ChainedRow], head: AuditChainHead) -> None:
+    sequence = head.sequence
+    previous = head.record_hash if sequence else GENESIS_HASH
+    now = timezone.now()
+    for event in events:
+        sequence += 1
+        event.sequence, event.previous_hash = sequence, previous
+        if event.created_at is None:
+            event.created_at = now
+        event.record_hash = previous = compute_hash(event)
+
+
+def _advance(head: AuditChainHead, events: Sequence[AuditEvent] | Sequence[ChainedRow]) -> None:
+    head.sequence, head.record_hash = events[-1].sequence, events[-1].record_hash
+    head.save(update_fields=["sequence", "record_hash"])

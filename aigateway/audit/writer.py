@@ -19,19 +19,20 @@ the call carries one, its routing decision trace. Never a prompt, a completion o
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import math
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.conf import settings
 
+from aigateway.audit.rows import ChainedRow
 from aigateway.core.buffered import BufferedWriter
-from aigateway.core.rows import fit_text
+from aigateway.core.rows import fit_text_row
 
 if TYPE_CHECKING:
-    from aigateway.audit.models import AuditEvent
     from aigateway.gateway.pipeline import CallContext, CallOutcome
     from aigateway.usage.recorder import UsageEntry
 
@@ -66,8 +67,9 @@ def _trace_dict(trace: Any) -> Any:
     return as_dict() if callable(as_dict) else trace
 
 
-def api_call_details(call: PendingCall) -> dict[str, Any]:
-    """The entry's metadata as JSON (exactly as the database returns it: it is hashed)."""
+def api_call_details(call: PendingCall) -> tuple[dict[str, Any], str]:
+    """The entry's metadata, as the database returns it (it is hashed), and as the JSON
+    text to store. orjson, once: ~2 µs where json's dumps-then-loads took ~20."""
     e = call.entry
     details: dict[str, Any] = {
         "request_id": e.request_id,
@@ -98,25 +100,33 @@ def api_call_details(call: PendingCall) -> dict[str, Any]:
         trace = _trace_dict(call.trace)
         if trace is not None:
             details["trace"] = trace
-        return _normalised(json.dumps(details, default=str, allow_nan=False))
-    except (TypeError, ValueError):
-        # A trace that cannot be serialised must not block the batch (it would be retried
-        # forever): keep the metadata, say what was dropped.
+        return _normalised(orjson.dumps(details, default=str, option=_JSON_OPTIONS))
+    except TypeError:
+        # A trace that cannot be serialised (a cycle, a key of no JSON type) must not block
+        # the batch (it would be retried forever): keep the metadata, say what was dropped.
         logger.exception("audit: unserialisable decision trace (request %s)", e.request_id)
         details.pop("trace", None)
         details["trace_error"] = "unserialisable"
-        return _normalised(json.dumps(details, default=str))
+        return _normalised(orjson.dumps(details, default=str, option=_JSON_OPTIONS))
+
+
+# Non-string keys become strings, as a JSON round trip through the database makes them.
+# orjson writes NaN and infinities as null (json.dumps wrote invalid JSON, PostgreSQL refused).
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def _milliseconds(value: float | None) -> float | None:
     return round(value, 3) if value is not None and math.isfinite(value) else None
 
 
-def _normalised(text: str) -> dict[str, Any]:
-    """The details as the database returns them (they are hashed), without NUL characters
-    (json.dumps writes one as \\u0000: only then is the walk needed)."""
-    details = json.loads(text)
-    return _without_nul(details) if "\\u0000" in text else details
+def _normalised(raw: bytes) -> tuple[dict[str, Any], str]:
+    """The details as the database returns them, and their text, without NUL characters
+    (orjson writes one as \\u0000: only then is the walk needed)."""
+    details = orjson.loads(raw)
+    if b"\\u0000" in raw:
+        details = _without_nul(details)
+        raw = orjson.dumps(details)
+    return details, raw.decode()
 
 
 def _without_nul(value: Any) -> Any:
@@ -131,24 +141,34 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def api_call_event(call: PendingCall) -> AuditEvent:
-    from aigateway.audit.models import AuditEvent  # models load after settings (conftest)
-
+def api_call_row(call: PendingCall) -> ChainedRow:
     e = call.entry
-    text = {"actor_label": _actor_label(e), "target_id": e.request_id, "target_label": e.route}
-    return AuditEvent(
-        # Every field given: Django computes a default for each one left out (measurable here).
-        actor_id=None,
-        sequence=0,
-        previous_hash="",
-        record_hash="",
+    details, details_json = api_call_details(call)
+    target_id, target_label, actor_label = _fit_text(
+        [e.request_id, e.route, _actor_label(e)]
+    )  # no NUL, not longer than the column
+    return ChainedRow(
         created_at=e.created_at,
+        actor_label=actor_label,
         action=API_CALL,
         target_type="api_call",
-        details=api_call_details(call),
+        target_id=target_id,
+        target_label=target_label,
+        details=details,
+        details_json=details_json,
         organisation_id=e.organisation_id,
-        **fit_text(AuditEvent, text),  # no NUL, not longer than the column
     )
+
+
+@cache
+def _text_fitter() -> Any:
+    from aigateway.audit.models import AuditEvent  # models load after settings (conftest)
+
+    return fit_text_row(AuditEvent, ("target_id", "target_label", "actor_label"))
+
+
+def _fit_text(values: list[str]) -> list[str]:
+    return _text_fitter()(values)
 
 
 class AuditWriter(BufferedWriter[PendingCall]):
@@ -161,9 +181,9 @@ class AuditWriter(BufferedWriter[PendingCall]):
         return settings.AIGATEWAY_AUDIT_FLUSH_BATCH
 
     def write_batch(self, batch: list[PendingCall]) -> None:
-        from aigateway.audit.services import chain_append
+        from aigateway.audit.services import chain_append_rows
 
-        chain_append([api_call_event(call) for call in batch])  # one transaction, chained
+        chain_append_rows([api_call_row(call) for call in batch])  # one transaction, chained
 
     def describe(self, item: PendingCall) -> str:
         return f"audit entry for {item.entry.request_id}"

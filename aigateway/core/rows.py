@@ -8,6 +8,7 @@ written.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -34,6 +35,27 @@ def fit_text(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any
                 value = value[:limit]
             values[name] = value
     return values
+
+
+def fit_text_row(
+    model: type[models.Model], attnames: Sequence[str]
+) -> Callable[[list[Any]], list[Any]]:
+    """``fit_text`` for rows given as lists in ``attnames`` order (the bulk inserter's rows):
+    the text columns' positions and limits are looked up once."""
+    limits = _text_limits(model)
+    text_columns = [(i, limits[name]) for i, name in enumerate(attnames) if name in limits]
+
+    def fit(row: list[Any]) -> list[Any]:
+        for i, limit in text_columns:
+            value = row[i]
+            if isinstance(value, str):
+                if "\x00" in value:
+                    value = row[i] = value.replace("\x00", "")
+                if limit is not None and len(value) > limit:
+                    row[i] = value[:limit]
+        return row
+
+    return fit
 
 
 def is_row_id(text: str) -> bool:

@@ -7,6 +7,7 @@ import math
 
 import redis.asyncio as aioredis
 
+from aigateway.core.redis_pipe import register_script
 from aigateway.gateway.breaker import (
     BUCKETS,
     BreakerConfig,
@@ -127,10 +128,11 @@ return 1
 class RedisBreakerStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
-        self._allow = client.register_script(ALLOW)
-        self._record = client.register_script(RECORD)
-        self._force = client.register_script(FORCE)
-        self._release_probe = client.register_script(RELEASE_PROBE)
+        # Over the hot path's pipelined connection (aigateway/core/redis_pipe.py).
+        self._allow = register_script(client, ALLOW)
+        self._record = register_script(client, RECORD)
+        self._force = register_script(client, FORCE)
+        self._release_probe = register_script(client, RELEASE_PROBE)
 
     async def allow(
         self, deployment_id: int, now: float, cfg: BreakerConfig

@@ -8,6 +8,7 @@ import weakref
 from typing import Any
 
 from aigateway.core.redis import get_async_redis
+from aigateway.core.redis_pipe import register_script
 
 logger = logging.getLogger(__name__)
 KEY = "aigw:latency"
@@ -39,7 +40,7 @@ async def latency_record(deployment_id: int | None, milliseconds: float) -> None
         return
     script = _update_scripts.get(client)
     if script is None:
-        script = _update_scripts[client] = client.register_script(UPDATE)
+        script = _update_scripts[client] = register_script(client, UPDATE)
     try:
         await script(keys=[KEY], args=[str(deployment_id), milliseconds, ALPHA])
     except Exception:  # noqa: BLE001 - a missed sample only affects ordering

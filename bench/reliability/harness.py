@@ -379,8 +379,6 @@ class Gateway:
                     "on",
                     "--loop",
                     "uvloop",
-                    "--http",
-                    "httptools",
                     "--timeout-graceful-shutdown",
                     "20",
                 ],

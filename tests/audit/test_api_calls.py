@@ -162,7 +162,7 @@ def test_a_failed_flush_keeps_the_batch_while_the_database_is_down(gateway_clien
     def insert_fails(events: object) -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(services, "chain_append", insert_fails)
+    monkeypatch.setattr(services, "chain_append_rows", insert_fails)
     monkeypatch.setattr(buffered, "database_up", lambda: False)
     dropped = audit_writer.dropped
     assert audit_writer.flush() == 0
@@ -180,19 +180,28 @@ def test_an_unserialisable_trace_does_not_block_the_batch(cast, transactional_db
 
     class BrokenTrace:
         def as_dict(self) -> dict[str, object]:
-            return {"bad": float("nan")}
+            cycle: dict[str, object] = {}
+            cycle["self"] = cycle  # no JSON form at all
+            return cycle
+
+    class NaNTrace:
+        def as_dict(self) -> dict[str, object]:
+            return {"wait_s": float("nan"), "ok": 1}
 
     entry = UsageEntry(
         request_id="req_nan", created_at=timezone.now(), source="batch", status_code=200,
         organisation_id=cast.org.pk, cost_usd=Decimal("0.5"),
     )  # fmt: skip
     audit_writer.record(PendingCall(entry, 1, 0, 0, "", BrokenTrace()))
+    audit_writer.record(PendingCall(entry, 1, 0, 0, "", NaNTrace()))
     audit_writer.record(PendingCall(entry, 1, 0, 0, "", None))
-    assert audit_writer.flush() == 2
-    first = AuditEvent.objects.order_by("sequence").first()
-    assert first is not None and first.details["trace_error"] == "unserialisable"
+    assert audit_writer.flush() == 3
+    first, nan, _ = AuditEvent.objects.order_by("sequence")
+    assert first.details["trace_error"] == "unserialisable" and "trace" not in first.details
     assert first.details["source"] == "batch" and first.details["cost_usd"] == "0.5"
-    assert _verify() == "audit chain OK: 2 records"
+    # NaN has no JSON form: stored (and hashed) as null, the rest of the trace kept.
+    assert nan.details["trace"] == {"wait_s": None, "ok": 1}
+    assert _verify() == "audit chain OK: 3 records"
 
 
 def test_the_background_task_writes_entries_without_being_asked(gateway_client, settings):
