@@ -33,7 +33,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from django.conf import settings
 from yarl import URL
 
-from providers import errors
+from providers import errors, fastjson
 from providers.base import upstream_request_id
 from providers.errors_map import map_status, unreadable
 
@@ -190,7 +190,7 @@ class OpenAIWire:
         except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
         try:
-            return json.loads(raw)
+            return fastjson.loads(raw)
         except ValueError:
             raise unreadable(self.provider) from None
 
@@ -226,7 +226,7 @@ class OpenAIWire:
                         finished = await _drain(content)
                         return
                     try:
-                        event = json.loads(data)
+                        event = fastjson.loads(data)
                         # An error event after the 200: the SDK raised APIError, which mapped
                         # to this ServerError (the upstream's message is not passed on).
                         if name == "error" or (isinstance(event, dict) and event.get("error")):

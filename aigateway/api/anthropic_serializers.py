@@ -8,12 +8,12 @@ an overloaded upstream, so ``anthropic.OverloadedError``). The gateway's own err
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import JsonResponse
 
 from aigateway.gateway.errors import GatewayError, UpstreamFailed
+from providers import fastjson
 from providers.anthropic_mapping import tool_input
 from providers.types import ChatResponse, FinishReason, Usage
 
@@ -107,5 +107,4 @@ def error_response(exc: GatewayError, request_id: str) -> JsonResponse:
 
 def sse_event(payload: dict[str, Any]) -> bytes:
     """One named SSE event, as Anthropic sends them: ``event: <type>`` then its data."""
-    data = json.dumps(payload, separators=(",", ":"))
-    return f"event: {payload['type']}\ndata: {data}\n\n".encode()
+    return b"event: " + payload["type"].encode() + b"\ndata: " + fastjson.dumps(payload) + b"\n\n"

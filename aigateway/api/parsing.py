@@ -10,11 +10,13 @@ import json
 import re
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.http import HttpRequest
 
 from aigateway.api import openai_params
 from aigateway.gateway.errors import BodyTooLarge, InvalidRequest
+from providers.fastjson import LONG_INTEGER as _LONG_INTEGER
 from providers.types import ChatRequest, Message, ToolCall
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -63,10 +65,15 @@ def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
     """``raw`` as a JSON object, or InvalidRequest saying why (``what`` names it: "The JSON
     body", "This line"). The same rules for request bodies and batch input lines."""
     try:
-        # UTF-8 only (RFC 8259; a leading BOM is skipped): json.loads(bytes) would also guess
-        # UTF-16/32 and let encoded surrogates through. NaN and Infinity are not JSON: refused
-        # here, they would otherwise reach an upstream verbatim in a pass-through parameter.
-        body = json.loads(raw.decode("utf-8-sig"), parse_constant=_refuse_constant)
+        # orjson first (~5x faster): strict RFC 8259 UTF-8, no NaN; whatever it refuses or
+        # would read differently (a BOM, an integer past 64 bits) takes the path below, which
+        # decides and words the error.
+        body = _fast_loads(raw)
+        if body is None:
+            # UTF-8 only (RFC 8259; a leading BOM is skipped): json.loads(bytes) would also
+            # guess UTF-16/32 and let encoded surrogates through. NaN and Infinity are not
+            # JSON: refused, they would otherwise reach an upstream in a pass-through field.
+            body = json.loads(raw.decode("utf-8-sig"), parse_constant=_refuse_constant)
     except RecursionError:  # ~1000 levels: the C parser recurses per level
         raise _too_deep(None) from None
     except ValueError:  # JSONDecodeError, UnicodeDecodeError, int digits limit, constants
@@ -86,6 +93,16 @@ def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
             "strings must be valid Unicode."
         )
     return body
+
+
+def _fast_loads(raw: bytes) -> Any:
+    """orjson's reading of ``raw``, or None to let the standard library decide."""
+    if _LONG_INTEGER.search(raw):
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _valid_unicode(body: dict[str, Any]) -> bool:

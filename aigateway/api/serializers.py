@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from providers import fastjson
 from providers.types import ChatChunk, ChatResponse, Usage
 
 
@@ -41,7 +41,7 @@ def chat_response_to_openai(response: ChatResponse) -> dict[str, Any]:
 
 
 def sse_event(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + fastjson.dumps(payload) + b"\n\n"
 
 
 SSE_DONE = b"data: [DONE]\n\n"
