@@ -14,7 +14,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 /root/.pyenv/versions/3.12.1/bi
 	done)
 
 .PHONY: help run test lint format lock clean check-python vendor bench bench-compare bench-serve \
-	bench-upstream soak reliability audit-deps
+	bench-upstream soak soak-rss reliability audit-deps
 
 help:
 	@echo "make run    start aigateway on http://$(HOST):$(PORT) (SQLite, in-process backends, demo data)"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-serve    the production-like benchmark gateway on http://$(HOST):$(PORT)"
 	@echo "make bench-upstream the fake OpenAI upstream it routes to, on 127.0.0.1:18000"
 	@echo "make soak   10 minutes of steady load; docs/soak.csv, docs/soak.svg (SOAK_ARGS=...)"
+	@echo "make soak-rss  RSS per worker over 10 minutes of S1 load (RSS_SOAK_ARGS=...)"
 	@echo "make reliability  fault drills under load: upstream faults, Redis and PostgreSQL outages"
 	@echo "make audit-deps   pip-audit over the locked dependencies (BLOCKED where PyPI's JSON API is unreachable)"
 
@@ -93,6 +94,11 @@ bench-serve: $(VENV)/.installed
 
 bench-upstream: $(VENV)/.installed
 	$(PY) -m bench.fake_upstream --port 18000
+
+# Memory at the highest load: S1 back to back for 10 minutes, RSS per worker (bench/rss_soak.py).
+soak-rss: $(VENV)/.installed
+	@command -v wrk >/dev/null || { echo "soak-rss needs wrk (apt-get install wrk)"; exit 1; }
+	$(PY) -m bench.rss_soak $(RSS_SOAK_ARGS)
 
 # The soak (bench/soak): the fake upstream and bench-serve's gateway with rate limits, exact
 # cache and audit on, 100 req/s for 10 minutes from a load process; samples every 10 s, writes

@@ -164,3 +164,15 @@ def test_tree_cpu_includes_children() -> None:
         assert targets.tree_cpu_seconds(os.getpid()) >= targets.tree_cpu_seconds(child.pid)
     finally:
         child.communicate(b"\n", timeout=20)
+
+
+def test_rss_soak_summary_flags_a_growing_worker() -> None:
+    from bench.rss_soak import summary
+
+    rows = [{"t": 10.0 * i, "rps": 600.0, "errors": 0, "p99_ms": 50.0,
+             "rss_mib_0": 240.0 + (i % 2) * 0.5, "rss_mib_1": 240.0 + 10.0 * i}
+            for i in range(1, 61)]  # fmt: skip
+    text = summary(rows)
+    assert "| 0 | 240.5 | 240.0 |" in text and "flat |" in text
+    assert "| 1 | 250.0 | 840.0 |" in text and "GROWS" in text
+    assert "RSS flat within ±10 %: NO" in text and "~360,000 calls" in text

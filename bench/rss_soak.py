@@ -1,0 +1,99 @@
+"""Memory under S1 load: RSS per worker over a long run of S1 (`make soak-rss`).
+
+    python -m bench.rss_soak [--minutes 10] [--window 10] [--workers 2] [--port 18090]
+
+The fake upstream and the production-like gateway (bench/serve.sh: limits and audit on),
+then S1 back to back (wrk, 16 connections, instant upstream, as fast as the gateway goes)
+in windows of ``--window`` seconds; after each window every worker's RSS is read from /proc.
+The verdict is the soak's (bench/soak/analysis.py): a least-squares line through each
+worker's RSS over the second half (the first holds warm-up) must change by at most 10 % of
+its mean. Prints one line per window and a markdown summary; ``--csv`` keeps the samples.
+(`make soak` is the other soak: a fixed 100 req/s open-loop mix of streams, cache hits and
+429s for 10 minutes; this one is the highest load the gateway sustains.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.scenarios import SCENARIOS, run_once
+from bench.soak.analysis import flat, rss_verdicts
+from bench.soak.run import rss_mib, worker_pids
+from bench.targets import start_ours, start_upstream, stop
+
+S1 = next(s for s in SCENARIOS if s.key == "S1")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--window", type=float, default=10.0, help="seconds per sample")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=18090, help="the gateway's")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/11")
+    parser.add_argument("--csv", type=Path, help="write the samples here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logs = Path(tempfile.mkdtemp(prefix="aigateway-rss-soak-"))
+    upstream = gateway = None
+    rows: list[dict[str, float]] = []
+    try:
+        upstream = start_upstream(logs)
+        gateway, _ = start_ours(logs, args.port, args.redis, args.workers)
+        assert gateway.process is not None
+        workers = worker_pids(gateway.process.pid)
+        run_once(gateway, S1, 5, logs)  # warm-up, not sampled
+        started = time.monotonic()
+        while time.monotonic() - started < args.minutes * 60:
+            result = run_once(gateway, S1, args.window, logs)
+            row = {"t": round(time.monotonic() - started, 1), "rps": round(result.rps, 1),
+                   "errors": result.errors, "p99_ms": result.p99_ms}  # fmt: skip
+            for i, pid in enumerate(workers):
+                row[f"rss_mib_{i}"] = round(rss_mib(pid) or 0.0, 2)
+            rows.append(row)
+            print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    finally:
+        stop(gateway)
+        stop(upstream)
+    if args.csv:
+        with args.csv.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    print(summary(rows))
+
+
+def summary(rows: list[dict[str, float]]) -> str:
+    ts = [r["t"] for r in rows]
+    names = [k for k in rows[0] if k.startswith("rss_mib_")]
+    trends = rss_verdicts(ts, {n: [r[n] for r in rows] for n in names})
+    requests = sum(r["rps"] for r in rows) * (ts[1] - ts[0] if len(ts) > 1 else 1)
+    lines = [
+        f"S1 load for {ts[-1] / 60:.1f} min: ~{requests:,.0f} calls, median "
+        f"{statistics.median(r['rps'] for r in rows):,.0f} req/s, "
+        f"{sum(int(r['errors']) for r in rows)} errors.",
+        "",
+        "| worker | RSS first sample MiB | RSS last MiB | second-half trend | verdict |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for n in names:
+        trend = trends[n]
+        lines.append(
+            f"| {n.removeprefix('rss_mib_')} | {rows[0][n]:.1f} | {rows[-1][n]:.1f} | "
+            f"{trend.share * 100:+.2f} % | {'flat' if abs(trend.share) <= 0.10 else 'GROWS'} |"
+        )
+    lines.append(f"\nRSS flat within ±10 %: {'yes' if flat(trends) else 'NO'}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
