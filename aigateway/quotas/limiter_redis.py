@@ -57,6 +57,9 @@ end
 -- Evaluate n checks (fields after ARGV[base], keys after KEYS[koff]); take all or none.
 local function take_all(base, koff, n)
   local results = {}
+  -- What the first pass read, by check: the second pass reuses it for the first write to
+  -- each key (one read per key and call instead of two; a key named twice is read again).
+  local read, written = {}, {}
   for i = 1, n do
     local b = base + (i - 1) * 7
     local kind, cost, limit = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
@@ -64,6 +67,7 @@ local function take_all(base, koff, n)
     local key = KEYS[koff + i]
     if kind == 'bucket' then
       local tokens = bucket_tokens(key, capacity, rate)
+      read[i] = tokens
       if cost > capacity then return {0, i, '-1', results} end
       if tokens < cost then
         local wait = (cost - tokens) / rate
@@ -73,6 +77,7 @@ local function take_all(base, koff, n)
       results[i] = {num(math.floor(left)), num((capacity - left) / rate)}
     elseif kind == 'counter' then
       local used = counter_used(key)
+      read[i] = used
       if used + cost > limit or (cost == 0 and used >= limit) then
         return {0, i, num(ttl), results}
       end
@@ -88,13 +93,16 @@ local function take_all(base, koff, n)
     local kind, cost = ARGV[b + 1], tonumber(ARGV[b + 2])
     local capacity, rate, ttl = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
     local key = KEYS[koff + i]
+    local first = not written[key]
+    written[key] = true
     if kind == 'bucket' then
-      local tokens = bucket_tokens(key, capacity, rate) - cost
+      local tokens = (first and read[i] or bucket_tokens(key, capacity, rate)) - cost
       redis.call('HSET', key, 'tokens', num(tokens), 'ts', num(now))
       redis.call('EXPIRE', key, math.ceil(capacity / rate) + 60)
     elseif kind == 'counter' then
       -- Lua doubles, as in-process (INCRBYFLOAT adds in long double: results would differ)
-      redis.call('SET', key, num(counter_used(key) + cost), 'EX', math.ceil(ttl) + 60)
+      local used = first and read[i] or counter_used(key)
+      redis.call('SET', key, num(used + cost), 'EX', math.ceil(ttl) + 60)
     else
       redis.call('ZADD', key, num(now + ttl), ARGV[b + 7])
       redis.call('EXPIRE', key, math.ceil(ttl) + 60)

@@ -356,3 +356,14 @@ async def test_reconciliations_ride_along_with_the_next_take(backend):
     assert verdict.allowed
     assert verdict.results[0].remaining == 900 + 60 - 100
     assert verdict.results[1].remaining == 9
+
+
+async def test_two_checks_on_one_key_both_take_from_it(backend):
+    # Each check is judged against the state before the call; both are taken, in order.
+    limiter = _limiter(backend)
+    verdict = await limiter.take([bucket("shared", 10, cost=3), bucket("shared", 10, cost=4)], T0)
+    assert verdict.allowed
+    assert await limiter.peek([bucket("shared", 10)], T0) == [CheckResult(3, 42.0)]
+    spent = await limiter.take([counter("c", 10, 2), counter("c", 10, 5)], T0)
+    assert spent.allowed
+    assert await limiter.peek([counter("c", 10, 0)], T0) == [CheckResult(3, DAY)]
