@@ -12,6 +12,7 @@ from typing import Protocol
 from django.conf import settings
 
 from aigateway.core.redis import get_async_redis
+from aigateway.core.redis_pipe import pipelined_for
 
 logger = logging.getLogger(__name__)
 PREFIX = "aigw:cache:"
@@ -61,16 +62,23 @@ class RedisAnswerStore:
     """Entries expire by TTL; at capacity Redis evicts by its own policy (run the cache on a
     Redis with maxmemory-policy allkeys-lru or volatile-lru, see docs/caching.md)."""
 
+    # get and set ride the hot path's pipelined connection (aigateway/core/redis_pipe.py)
+    # where there is one: a cache hit is two Redis calls (limiter, answer), both cheap.
     async def get(self, key: str) -> bytes | None:
         client = get_async_redis()
         assert client is not None
-        value = await client.get(key)
+        pipelined = pipelined_for(client)
+        value = await (pipelined.execute("GET", key) if pipelined else client.get(key))
         return value.encode() if isinstance(value, str) else value
 
     async def set(self, key: str, value: bytes, ttl: int) -> None:
         client = get_async_redis()
         assert client is not None
-        await client.set(key, value, ex=ttl)
+        pipelined = pipelined_for(client)
+        if pipelined is not None:
+            await pipelined.execute("SET", key, value, "EX", ttl)
+        else:
+            await client.set(key, value, ex=ttl)
 
     async def purge(self, prefix: str) -> int:
         client = get_async_redis()
