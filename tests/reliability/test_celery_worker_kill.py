@@ -152,8 +152,16 @@ def test_a_batch_survives_its_worker_killed_and_restarted_each_item_once(
     client.conf.update(task_serializer="json", accept_content=["json"])
     client.send_task("batches.run", args=[batch.pk])
 
+    def _ready_to_kill() -> bool:
+        # Items are claimed eight at a time, so a run goes in waves: between one wave's last
+        # result and the next wave's first call nothing is in flight. Kill only once a call
+        # is (upstream read first: a call it has and the database lacks is still running).
+        calls = set(_upstream_calls(upstream, by_prompt))
+        done = _succeeded()
+        return len(done) >= KILL_AFTER and bool(calls - done)
+
     first = worker.start()
-    _wait(lambda: len(_succeeded()) >= KILL_AFTER, 45, f"{KILL_AFTER} results", worker)
+    _wait(_ready_to_kill, 45, f"{KILL_AFTER} results and a call in flight", worker)
     worker.kill(first)
     killed = time.monotonic()
     time.sleep(0.3)  # bytes a dead worker had written reach the upstream (or never will)
