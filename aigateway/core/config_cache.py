@@ -5,6 +5,8 @@ when the shared *config version* changes. Every write to a cached model bumps th
 (signals); each process compares its version with the shared one at most once per
 ``AIGATEWAY_CONFIG_CACHE_SECONDS``, so a revoked key stops working everywhere within that time.
 The shared version lives in Redis when configured, else in process (single-process mode).
+After a process's first check, a background refresher (aigateway/core/loop_refresher.py)
+does the checking, so no request waits for that Redis round trip.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 
 from aigateway.core.db import run_db
+from aigateway.core.loop_refresher import GRACE_INTERVALS, LoopRefresher
 from aigateway.core.redis import get_async_redis, get_sync_redis
 
 T = TypeVar("T")
@@ -42,6 +45,7 @@ class ConfigCache:
         self._checked_at = 0.0
         self._local_version = 0
         self._lock = threading.Lock()
+        self._refresher = LoopRefresher("config version", self._check, _interval)
 
     # -- version -------------------------------------------------------------------------
     def bump(self) -> None:
@@ -69,10 +73,16 @@ class ConfigCache:
         return int(value or 0) * 1_000_000 + self._local_version
 
     async def refresh_if_stale(self) -> None:
-        now = time.monotonic()
-        if now - self._checked_at < settings.AIGATEWAY_CONFIG_CACHE_SECONDS:
+        interval = _interval()
+        age = time.monotonic() - self._checked_at
+        if age < interval:
             return
-        self._checked_at = now
+        if self._refresher.ensure_running() and age < interval * GRACE_INTERVALS:
+            return  # the refresher's check is due or under way: serve what is cached
+        await self._check()  # the first check, or the refresher is stuck: check now
+
+    async def _check(self) -> None:
+        self._checked_at = time.monotonic()
         version = await self._shared_version()
         if version is not None and version != self._seen_version:
             with self._lock:
@@ -117,6 +127,10 @@ class ConfigCache:
             return stale  # type: ignore[no-any-return]
         self.set(key, value)
         return value
+
+
+def _interval() -> float:
+    return float(settings.AIGATEWAY_CONFIG_CACHE_SECONDS)
 
 
 config_cache = ConfigCache()

@@ -116,6 +116,22 @@ return {before, effective()}
 """
 
 
+# KEYS: breaker hashes. 1 for each breaker ALLOW would answer 'allow' (closed, or forced
+# closed), else 0. Read-only: unlike ALLOW it never turns an open breaker half-open.
+CLOSED = """
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('HMGET', k, 'forced', 'state')
+  local forced, state = v[1], v[2] or 'closed'
+  if forced ~= 'open' and (forced == 'closed' or state == 'closed') then
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
 # KEYS[1] breaker hash
 RELEASE_PROBE = """
 if redis.call('HGET', KEYS[1], 'state') == 'half_open' then
@@ -133,6 +149,7 @@ class RedisBreakerStore:
         self._record = register_script(client, RECORD)
         self._force = register_script(client, FORCE)
         self._release_probe = register_script(client, RELEASE_PROBE)
+        self._closed = register_script(client, CLOSED)
 
     async def allow(
         self, deployment_id: int, now: float, cfg: BreakerConfig
@@ -159,6 +176,13 @@ class RedisBreakerStore:
         if not result:
             return None
         return Transition(deployment_id, *(_text(v) for v in result))
+
+    async def closed_among(self, deployment_ids: list[int]) -> set[int]:
+        """Which of these breakers are closed (or forced closed), in one read-only call."""
+        if not deployment_ids:
+            return set()
+        flags = await self._closed(keys=[KEY.format(d) for d in deployment_ids])
+        return {d for d, flag in zip(deployment_ids, flags, strict=True) if int(flag)}
 
     async def release_probe(self, deployment_id: int) -> None:
         await self._release_probe(keys=[KEY.format(deployment_id)])

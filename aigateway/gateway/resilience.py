@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aigateway.core.ids import unique_hex
+from aigateway.core.loop_refresher import LoopRefresher
 from aigateway.gateway.breaker import (
     BreakerConfig,
     Decision,
@@ -27,6 +28,7 @@ from aigateway.gateway.breaker import (
     breaker_store_is_shared,
 )
 from aigateway.gateway.breaker_events import breaker_transition_recorded
+from aigateway.gateway.breaker_redis import RedisBreakerStore
 from aigateway.gateway.breaker_sync import breaker_sync
 from aigateway.gateway.errors import UpstreamFailed
 from aigateway.gateway.latency import latency_record, latency_snapshot
@@ -175,7 +177,13 @@ async def _breaker_decision(target: DeploymentTarget) -> Decision:
         return Decision.ALLOW
     store = breaker_store()
     shared = breaker_store_is_shared(store)
-    if shared and breaker_sync.known_closed(target.deployment_id):
+    if shared and (
+        breaker_sync.known_closed(target.deployment_id)
+        or (
+            breaker_sync.closed_within_grace(target.deployment_id)
+            and _breaker_refresher.ensure_running()
+        )
+    ):
         return Decision.ALLOW
     try:
         decision, transition = await store.allow(
@@ -188,7 +196,23 @@ async def _breaker_decision(target: DeploymentTarget) -> Decision:
         breaker_transition_recorded(transition)
     if shared and decision is Decision.ALLOW:
         breaker_sync.remember_closed(target.deployment_id)
+        _breaker_refresher.ensure_running()
     return decision
+
+
+async def _closed_breakers_refresh() -> None:
+    """The refresher's round: re-read the cached closed breakers still being called."""
+    store = breaker_store()
+    if not isinstance(store, RedisBreakerStore):
+        return
+    deployment_ids = breaker_sync.to_refresh()
+    if deployment_ids:
+        breaker_sync.refreshed(deployment_ids, await store.closed_among(deployment_ids))
+
+
+_breaker_refresher = LoopRefresher(
+    "closed breakers", _closed_breakers_refresh, breaker_sync.interval
+)
 
 
 async def _release_probe(target: DeploymentTarget) -> None:

@@ -4,10 +4,13 @@ failure writes them first (aigateway/gateway/breaker_sync.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
+from aigateway.core.loop_refresher import GRACE_INTERVALS
+from aigateway.gateway import breaker_sync as breaker_sync_module
 from aigateway.gateway import resilience
 from aigateway.gateway.breaker import BreakerConfig, Decision, breaker_store
 from aigateway.gateway.breaker_redis import RedisBreakerStore
@@ -66,8 +69,86 @@ async def test_a_breaker_opened_by_another_process_is_seen_after_the_sync_interv
     await _succeed(1)  # this process now trusts "closed" for 0.2 s
     await shared.force(41, "open")  # as an admin or another worker would, straight in Redis
     assert await resilience._breaker_decision(TARGET) is Decision.ALLOW  # still trusted
-    time.sleep(0.25)
+    await asyncio.sleep(0.3)  # the refresher re-read it in the background meanwhile
+    assert 41 not in breaker_sync.closed_until
     assert await resilience._breaker_decision(TARGET) is Decision.REJECT
+
+
+def _count_allows(store: RedisBreakerStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    asked: list[int] = []
+    allow = store.allow
+
+    async def counting(deployment_id: int, *args: object) -> tuple[Decision, object]:
+        asked.append(deployment_id)
+        return await allow(deployment_id, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "allow", counting)
+    return asked
+
+
+async def test_calls_after_the_interval_do_not_ask_redis_while_the_refresher_runs(
+    shared: RedisBreakerStore, settings: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+):
+    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0.1  # type: ignore[attr-defined]
+    asked = _count_allows(shared, monkeypatch)
+    for _ in range(8):  # 0.8 s of calls, eight intervals
+        assert await resilience._breaker_decision(TARGET) is Decision.ALLOW
+        await asyncio.sleep(0.1)
+    assert asked == [41]  # only the first call asked; the refresher kept the copy fresh
+    assert breaker_sync.closed_within_grace(41)
+
+
+async def test_a_stalled_refresher_is_trusted_only_for_the_grace_then_calls_ask(
+    shared: RedisBreakerStore, settings: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+):
+    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0.1  # type: ignore[attr-defined]
+    await _succeed(1)
+    await shared.force(41, "open")
+    asked = _count_allows(shared, monkeypatch)
+    time.sleep(0.15)  # the loop is blocked: the refresher cannot run
+    assert await resilience._breaker_decision(TARGET) is Decision.ALLOW  # within the grace
+    time.sleep(GRACE_INTERVALS * 0.1)
+    assert await resilience._breaker_decision(TARGET) is Decision.REJECT  # past it: asked
+    assert asked == [41]
+
+
+async def test_a_deployment_no_longer_called_is_no_longer_re_read(
+    shared: RedisBreakerStore, settings: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+):
+    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0.1  # type: ignore[attr-defined]
+    monkeypatch.setattr(breaker_sync_module, "IDLE_FORGET_SECONDS", 0.25)
+    await _succeed(1)
+    await asyncio.sleep(0.15)
+    assert 41 in breaker_sync.closed_until  # re-read while it was called recently
+    await asyncio.sleep(0.4)  # no call for longer than IDLE_FORGET_SECONDS
+    assert 41 not in breaker_sync.closed_until
+    assert 41 not in breaker_sync.last_called
+
+
+@pytest.mark.parametrize(
+    ("setup", "closed"),
+    [
+        ("nothing", True),  # a breaker never written is closed
+        ("reset", True),
+        ("closed", True),  # forced closed
+        ("open", False),  # forced open
+        ("opened", False),  # opened by failures (and its recovery time has passed)
+    ],
+)
+async def test_closed_among_answers_as_allow_would_without_changing_anything(
+    shared: RedisBreakerStore, settings: pytest.FixtureRequest, setup: str, closed: bool
+):
+    settings.AIGATEWAY_BREAKER_FAILURES = 1  # type: ignore[attr-defined]
+    settings.AIGATEWAY_BREAKER_RECOVERY_SECONDS = 0  # type: ignore[attr-defined]
+    if setup == "opened":
+        await shared.record(41, time.time(), False, BreakerConfig.from_settings())
+    elif setup != "nothing":
+        await shared.force(41, setup)
+    before = await _snapshot(shared)
+    assert await shared.closed_among([41, 42]) == ({41, 42} if closed else {42})
+    assert await _snapshot(shared) == before  # read-only: an open breaker stays open
+    decision, _ = await shared.allow(41, time.time(), BreakerConfig.from_settings())
+    assert (decision is Decision.ALLOW) == closed
 
 
 async def test_this_process_s_own_failure_forgets_the_trusted_closed_state(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 
 import pytest
 
 from aigateway.core.config_cache import ConfigCache
+from aigateway.core.loop_refresher import GRACE_INTERVALS
 
 
 async def test_a_bump_in_one_process_clears_the_cache_of_another(backend, settings):
@@ -47,6 +50,32 @@ async def test_redis_down_keeps_serving_cached_config(settings):
     await cache.refresh_if_stale()
     await cache.refresh_if_stale()
     assert cache.get("k") == "cached"
+
+
+async def test_after_the_first_check_the_version_is_checked_in_the_background(redis_url, settings):
+    settings.AIGATEWAY_CONFIG_CACHE_SECONDS = 0.1
+    writer, reader = ConfigCache(), ConfigCache()
+    await reader.refresh_if_stale()  # the first check is the request's own; it starts the refresher
+    reader.set("k", "cached")
+    writer.bump()
+    await asyncio.sleep(0.3)  # no lookup meanwhile: only the refresher can have checked
+    assert reader.get("k") is None
+    await reader._refresher.stop()
+
+
+async def test_a_stalled_refresher_is_trusted_only_for_the_grace(redis_url, settings):
+    settings.AIGATEWAY_CONFIG_CACHE_SECONDS = 0.1
+    writer, reader = ConfigCache(), ConfigCache()
+    await reader.refresh_if_stale()
+    reader.set("k", "cached")
+    writer.bump()
+    time.sleep(0.15)  # the loop is blocked: the refresher cannot run
+    await reader.refresh_if_stale()
+    assert reader.get("k") == "cached"  # its check is due: served from the cache meanwhile
+    time.sleep(GRACE_INTERVALS * 0.1)
+    await reader.refresh_if_stale()  # past the grace: this lookup checks for itself
+    assert reader.get("k") is None
+    await reader._refresher.stop()
 
 
 def _start_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
