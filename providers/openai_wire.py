@@ -1,5 +1,6 @@
-"""A lean client for OpenAI's ``POST /chat/completions``: JSON and server-sent events over one
-shared, pooled ``aiohttp.ClientSession``, instead of the ``openai`` SDK's request machinery.
+"""A lean client for OpenAI's ``POST /chat/completions``: JSON and server-sent events over
+pooled keep-alive connections (providers/http1.py; through a proxy, one shared
+``aiohttp.ClientSession``), instead of the ``openai`` SDK's request machinery.
 
 Why: for a chat call the SDK's options, URL merging (``ipaddress`` parsing included), httpx2
 request and response objects, auth-retry wrappers and aiohttp shim were ~40 % of the gateway's
@@ -36,6 +37,10 @@ from yarl import URL
 from providers import errors, fastjson
 from providers.base import upstream_request_id
 from providers.errors_map import map_status, unreadable
+from providers.http1 import Http1Pool, Http1Response
+
+# What a call's response is: aiohttp's (through a proxy) or providers/http1.py's.
+Response = aiohttp.ClientResponse | Http1Response
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # After ``data: [DONE]``, how long to wait for the rest of the body (the chunked encoding's
@@ -150,6 +155,21 @@ class OpenAIWire:
             self._proxy, self._proxy_auth = get_env_proxy_for_url(self.url)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Without a proxy, calls go over providers/http1.py: the request head is these bytes
+        # plus the call's request id and length. A key that cannot be a header value stays on
+        # aiohttp, which refuses it as before.
+        self._lean = self._proxy is None and _header_safe(api_key)
+        self._head = (
+            (
+                f"POST {self.url.raw_path_qs} HTTP/1.1\r\nHost: {_authority(self.url)}\r\n"
+                f"Authorization: Bearer {api_key}\r\nContent-Type: application/json\r\n"
+                "Accept: application/json\r\nUser-Agent: aigateway\r\n"
+            ).encode("latin-1")
+            if self._lean
+            else b""
+        )
+        self._pool: Http1Pool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -171,20 +191,52 @@ class OpenAIWire:
             self._session, self._loop = session, loop
         return session
 
+    def pool(self) -> Http1Pool:
+        loop = asyncio.get_running_loop()
+        pool = self._pool
+        if pool is None or self._pool_loop is not loop:
+            pool = Http1Pool(
+                self.url,
+                ssl_context=_ssl_context() if self.url.scheme == "https" else None,
+                connect_timeout=settings.AIGATEWAY_UPSTREAM_CONNECT_TIMEOUT,
+                read_timeout=settings.AIGATEWAY_UPSTREAM_READ_TIMEOUT,
+                max_connections=self._max_connections,
+            )
+            self._pool, self._pool_loop = pool, loop
+        return pool
+
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+        if self._pool is not None:
+            self._pool.close()
+        self._pool = None
+
+    async def _post(self, body: bytes) -> Response:
+        """Send the call; the response's head has arrived. The caller releases or closes it."""
+        if not self._lean:
+            return await self.session().post(self.url, data=body, headers=_call_headers())
+        request_id = upstream_request_id.get()
+        extra = (
+            b"X-Request-ID: %s\r\n" % request_id.encode()
+            if request_id and request_id.isascii() and request_id.isprintable()
+            else b""
+        )
+        head = self._head + extra + b"Content-Length: %d\r\n\r\n" % len(body)
+        return await self.pool().request(head + body)
 
     async def complete(self, params: dict[str, object]) -> object:
         """The parsed JSON answer of a non-streamed call."""
         body = self._body(params)
         try:
-            post = self.session().post(self.url, data=body, headers=_call_headers())
-            async with post as response:
+            response = await self._post(body)
+            try:
                 status, raw = response.status, await response.read()
-                if not 200 <= status < 300:
-                    raise self._status_error(response, raw)
+            finally:
+                response.release()
+            if not 200 <= status < 300:
+                raise self._status_error(response, raw)
         except errors.ProviderError:
             raise
         except TRANSPORT_ERRORS as exc:
@@ -202,10 +254,13 @@ class OpenAIWire:
         ``convert`` raising ValueError (an event of the wrong shape) is a ServerError."""
         body = self._body(params)
         try:
-            response = await self.session().post(self.url, data=body, headers=_call_headers())
+            response = await self._post(body)
             if not 200 <= response.status < 300:
-                async with response:
-                    raise self._status_error(response, await response.read())
+                try:
+                    raw = await response.read()
+                finally:
+                    response.release()
+                raise self._status_error(response, raw)
         except errors.ProviderError:
             raise
         except TRANSPORT_ERRORS as exc:
@@ -247,7 +302,7 @@ class OpenAIWire:
         except ValueError:
             raise unreadable(self.provider) from None  # as the SDK path mapped it
 
-    def _status_error(self, response: aiohttp.ClientResponse, raw: bytes) -> errors.ProviderError:
+    def _status_error(self, response: Response, raw: bytes) -> errors.ProviderError:
         try:
             body = json.loads(raw)
         except ValueError:
@@ -267,12 +322,24 @@ class OpenAIWire:
         return errors.ConnectionFailed("could not connect to the upstream", provider=self.provider)
 
 
+def _header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+def _authority(url: URL) -> str:
+    """The Host header: the host, bracketed if IPv6, and the port unless it is the default."""
+    host = url.raw_host or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{url.explicit_port}" if url.explicit_port is not None else host
+
+
 def _call_headers() -> dict[str, str] | None:
     request_id = upstream_request_id.get()
     return {"X-Request-ID": request_id} if request_id else None
 
 
-async def _drain(content: aiohttp.StreamReader) -> bool:
+async def _drain(content: aiohttp.StreamReader | Http1Response) -> bool:
     """Read what follows [DONE]; True when the body ended (the connection can be reused)."""
     if content.at_eof():
         return True

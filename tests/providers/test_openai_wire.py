@@ -24,8 +24,9 @@ from yarl import URL
 from providers import errors
 from providers.azure_adapter import AzureOpenAIAdapter
 from providers.base import DeploymentTarget, upstream_request_id
+from providers.http1 import Http1Pool
 from providers.openai_adapter import OpenAIAdapter
-from providers.openai_wire import OpenAIWire, SSEParser
+from providers.openai_wire import OpenAIWire, SSEParser, _authority
 from tests.fakes.openai_protocol import sse
 from tests.providers.support import (
     OPENAI_KEY,
@@ -314,6 +315,7 @@ async def test_headers_and_body(connect, make_target, upstream):
     assert first.headers["user-agent"] == "aigateway"
     assert first.headers["x-request-id"] == "req_wire_1"
     assert "x-request-id" not in second.headers
+    assert first.headers["host"] == f"127.0.0.1:{URL(upstream.openai_base_url).port}"
     assert first.json == {
         "model": OPENAI_MODEL,
         "messages": [{"role": "user", "content": "hello"}],
@@ -365,18 +367,33 @@ def test_one_adapter_on_two_event_loops(upstream):
     adapter = OpenAIAdapter(target)
     assert adapter.wire is not None
 
-    async def call() -> tuple[str | None, aiohttp.ClientSession]:
+    async def call() -> tuple[str | None, aiohttp.ClientSession, Http1Pool]:
         answer = await adapter.chat(ask("hello"), target)
-        return answer.content, adapter.wire.session()  # type: ignore[union-attr]
+        wire = adapter.wire
+        assert wire is not None
+        return answer.content, wire.session(), wire.pool()
 
     first_loop, second_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
     try:
-        first, first_session = first_loop.run_until_complete(call())
-        second, second_session = second_loop.run_until_complete(call())
+        first, first_session, first_pool = first_loop.run_until_complete(call())
+        second, second_session, second_pool = second_loop.run_until_complete(call())
         assert first == second == f"Echo from {OPENAI_MODEL}: hello"
         assert second_session is not first_session
+        assert second_pool is not first_pool  # connections belong to a loop too
         first_loop.run_until_complete(first_session.close())
         second_loop.run_until_complete(adapter.aclose())
     finally:
         first_loop.close()
         second_loop.close()
+
+
+def test_the_host_header_names_the_port_only_when_it_is_not_the_default():
+    assert _authority(URL("https://api.openai.com/v1")) == "api.openai.com"
+    assert _authority(URL("http://127.0.0.1:18000/v1")) == "127.0.0.1:18000"
+    assert _authority(URL("http://[::1]:8080/v1")) == "[::1]:8080"
+    assert _authority(URL("https://h:443/v1")) == "h:443"  # as written
+
+
+def test_a_key_that_cannot_be_a_header_stays_on_aiohttp_which_refuses_it():
+    assert OpenAIWire("http://h/v1", "sk-fine", "p")._lean
+    assert not OpenAIWire("http://h/v1", "sk-bad\r\nX-Injected: 1", "p")._lean
