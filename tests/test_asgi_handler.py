@@ -120,3 +120,35 @@ def test_a_bad_key_is_refused_on_the_fast_path(db: None):
     )
     assert status == 401
     assert json.loads(body)["error"]["code"] == "invalid_api_key"
+
+
+def test_a_door_s_fixed_path_is_resolved_once_paths_with_ids_every_time(
+    db: None, monkeypatch: pytest.MonkeyPatch
+):
+    from aigateway.core import asgi_handler
+
+    resolved: list[str] = []
+    real = asgi_handler.get_resolver
+
+    class Counting:
+        def resolve(self, path: str) -> Any:
+            resolved.append(path)
+            return real().resolve(path)
+
+    monkeypatch.setattr(asgi_handler, "get_resolver", Counting)
+    handler = asgi_handler.GatewayASGIHandler()
+
+    def door(path: str) -> Any:
+        return handler._api_door({"type": "http", "path": path, "root_path": ""})
+
+    first, second = door("/v1/chat/completions"), door("/v1/chat/completions")
+    assert first is second and first.url_name
+    assert resolved == ["/v1/chat/completions"]
+    assert door("/v1/files/file-abc") is not None
+    assert door("/v1/files/file-abc") is not None
+    assert resolved.count("/v1/files/file-abc") == 2  # an id in the path: not cached
+    for _ in range(2):  # the API's own 404 door takes the unknown path as an argument
+        assert door("/v1/no-such-thing").url_name is None
+    assert resolved.count("/v1/no-such-thing") == 2
+    assert len(handler._door_matches) == 1
+    assert door("/healthz") is None  # not under /v1/: never resolved here
