@@ -14,10 +14,11 @@ What it does as aiohttp did for these calls: a connect timeout and a read timeou
 longest wait for any bytes, as ``sock_read``), TLS with the given context, responses with a
 Content-Length, chunked, or read to the connection's end, ``gzip``/``deflate`` bodies (never
 asked for, decoded if sent), a cap on open connections (0 = none), idle connections kept
-5 s. A request sent on a reused connection that the upstream had closed meanwhile (nothing
-came back, not even a status line) is sent once more on a new connection, as browsers and
-Go's client do; a connection that delivered any byte of a response is never retried.
-Proxies stay on aiohttp (providers/openai_wire.py chooses).
+4 s (under the 5 s keep-alive of common servers, uvicorn's included, so an idle connection
+is dropped here before the upstream closes it under a request). Nothing is ever sent twice
+here: a connection that fails, however early, is the call's failure, which the resilience
+layer retries, counts and feeds to the breaker (as with aiohttp before). Proxies stay on
+aiohttp (providers/openai_wire.py chooses).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-KEEPALIVE_SECONDS = 5.0
+KEEPALIVE_SECONDS = 4.0
 PAUSE_ABOVE_BYTES = 1 << 20  # stop reading the socket while this much body waits unread
 
 
@@ -58,7 +59,6 @@ class Http1Response:
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._decoder: zlib._Decompress | None = None
-        self._received_any = False
         self._finished = False
         self.delimited = False  # Content-Length or chunked: else the body ends with the connection
 
@@ -223,7 +223,6 @@ class _Connection(asyncio.Protocol):
         if response is None or response._complete:
             self.abort()  # bytes nobody asked for: this connection cannot be trusted again
             return
-        response._received_any = True
         try:
             self._parser.feed_data(data)  # type: ignore[union-attr]
         except httptools.HttpParserError as exc:
@@ -292,21 +291,9 @@ class Http1Pool:
         await self._slot_take()
         connection: _Connection | None = None
         try:
-            connection = self._idle_connection()
-            reused = connection is not None
-            if connection is None:
-                connection = await self._connect()
+            connection = self._idle_connection() or await self._connect()
             response = connection.send(data, self.read_timeout)
-            try:
-                await response._read_head()
-            except UpstreamClosed:
-                if not reused or response._received_any:
-                    raise
-                # The upstream closed this idle connection as the request left: once more.
-                connection.abort()
-                connection = await self._connect()
-                response = connection.send(data, self.read_timeout)
-                await response._read_head()
+            await response._read_head()
         except BaseException:
             if connection is not None:
                 connection.abort()

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
+from providers import http1
 from providers.http1 import Http1Pool, UpstreamClosed
 
 REQUEST = b"POST /v1/x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"
@@ -145,9 +146,11 @@ async def test_a_body_delimited_by_the_connection_s_end(server):
     pool.close()
 
 
-async def test_an_idle_connection_closed_as_the_request_leaves_is_sent_once_more(server):
+async def test_a_reused_connection_closed_without_an_answer_fails_the_call_once(server):
+    """Not sent again here: the resilience layer decides (and counts) retries."""
+
     async def handle(reader, writer, n):
-        if n == 2:  # the keep-alive race: the upstream closes instead of answering
+        if n == 2:  # the upstream closes instead of answering
             writer.close()
             return
         await answer(b"fine")(reader, writer, n)
@@ -155,8 +158,21 @@ async def test_an_idle_connection_closed_as_the_request_leaves_is_sent_once_more
     server.handler = handle
     pool = pool_for(server)
     assert await call(pool) == (200, b"fine")
-    assert await call(pool) == (200, b"fine")  # sent again on a new connection
+    with pytest.raises(UpstreamClosed):
+        await call(pool)
+    assert await call(pool) == (200, b"fine")  # the next call takes a new connection
     assert (server.requests, server.connections) == (3, 2)
+    pool.close()
+
+
+async def test_an_idle_connection_past_the_keepalive_is_not_reused(server, monkeypatch):
+    monkeypatch.setattr(http1, "KEEPALIVE_SECONDS", 0.1)
+    server.handler = answer(b"fine")
+    pool = pool_for(server)
+    assert await call(pool) == (200, b"fine")
+    await asyncio.sleep(0.2)
+    assert await call(pool) == (200, b"fine")
+    assert server.connections == 2
     pool.close()
 
 
