@@ -189,6 +189,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = True
         self.idle_since = 0.0
         self._parser: httptools.HttpResponseParser | None = None
+        self._informational = False  # parsing a 1xx interim response (skipped)
 
     @property
     def reusable(self) -> bool:
@@ -251,8 +252,13 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         assert self.response is not None
         assert self._parser is not None
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # 100 Continue, 103 Early Hints: the answer follows
+            self._informational = True
+            self.response._raw_headers.clear()
+            return
         self.keep_alive = self._parser.should_keep_alive()
-        self.response._on_head(self._parser.get_status_code())
+        self.response._on_head(status)
 
     def on_body(self, body: bytes) -> None:
         assert self.response is not None
@@ -260,6 +266,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self.response is not None and self._parser is not None
+        if self._informational:
+            self._informational = False
+            return
         self.keep_alive = self.keep_alive and self._parser.should_keep_alive()
         self.response._on_complete()
 
@@ -282,7 +291,7 @@ class Http1Pool:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_connections = max_connections
-        self._idle: list[_Connection] = []
+        self._idle: deque[_Connection] = deque()  # oldest first
         self._in_use = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
 
@@ -303,7 +312,10 @@ class Http1Pool:
 
     def put(self, connection: _Connection) -> None:
         connection.response = None
-        connection.idle_since = time.monotonic()
+        connection.idle_since = now = time.monotonic()
+        expired = now - KEEPALIVE_SECONDS
+        while self._idle and self._idle[0].idle_since <= expired:
+            self._idle.popleft().abort()  # idle too long: closed here, not left to the upstream
         self._idle.append(connection)
 
     def close(self) -> None:

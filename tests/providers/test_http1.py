@@ -173,6 +173,16 @@ async def test_an_idle_connection_past_the_keepalive_is_not_reused(server, monke
     await asyncio.sleep(0.2)
     assert await call(pool) == (200, b"fine")
     assert server.connections == 2
+    # Idle ones past the keep-alive are also closed when another goes back to the pool.
+    monkeypatch.setattr(http1, "KEEPALIVE_SECONDS", 0.3)
+    pool.close()
+    assert len(await asyncio.gather(*(call(pool) for _ in range(3)))) == 3  # three idle now
+    await asyncio.sleep(0.2)
+    assert await call(pool) == (200, b"fine")  # takes the newest, puts it back
+    assert len(pool._idle) == 3
+    await asyncio.sleep(0.15)  # the two older ones are past the keep-alive now
+    assert await call(pool) == (200, b"fine")
+    assert len(pool._idle) == 1  # closed as the newest went back
     pool.close()
 
 
@@ -264,6 +274,22 @@ async def test_garbage_instead_of_http_is_a_connection_error(server):
     server.handler = handle
     with pytest.raises(UpstreamClosed, match=r"not HTTP/1\.1"):
         await call(pool_for(server))
+
+
+async def test_an_interim_1xx_response_is_skipped(server):
+    async def handle(reader, writer, n):
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+        await answer(b"the answer", b"X-Final: yes")(reader, writer, n)
+
+    server.handler = handle
+    pool = pool_for(server)
+    response = await pool.request(REQUEST)
+    assert (response.status, await response.read()) == (200, b"the answer")
+    assert "link" not in response.headers and response.headers["x-final"] == "yes"
+    response.release()
+    assert await call(pool) == (200, b"the answer")
+    assert server.connections == 1
+    pool.close()
 
 
 async def test_a_gzip_body_is_decoded(server):
