@@ -24,6 +24,7 @@ aiohttp (providers/openai_wire.py chooses).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 import zlib
@@ -101,6 +102,7 @@ class Http1Response:
             try:
                 data = self._decoder.decompress(data)
             except zlib.error:
+                self._decoder = None
                 self._on_error(UpstreamClosed("the upstream sent a body that does not decode"))
                 self._connection.abort()
                 return
@@ -112,6 +114,8 @@ class Http1Response:
         self._wake()
 
     def _on_complete(self) -> None:
+        if self._error is not None:
+            return  # a failed body never completes (a decode error, a cut connection)
         if self._decoder is not None and (rest := self._decoder.flush()):
             self._chunks.append(rest)
         self._complete = True
@@ -140,10 +144,10 @@ class Http1Response:
     async def readany(self) -> bytes:
         """The body bytes that have arrived (waiting for some), or b"" at its end."""
         while not self._chunks:
-            if self._complete:
-                return b""
             if self._error is not None:
                 raise self._error
+            if self._complete:
+                return b""
             await self._wait()
         data = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._chunks)
         self._chunks.clear()
@@ -199,6 +203,11 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.response = Http1Response(self, read_timeout)
         self._parser = httptools.HttpResponseParser(self)
+        # What aiohttp's parser let through from sloppy upstreams: LF without CR, spaces
+        # after a chunk size.
+        self._parser.set_dangerous_leniencies(
+            lenient_optional_cr_before_lf=True, lenient_spaces_after_chunk_size=True
+        )
         self.transport.write(data)
         return self.response
 
@@ -238,13 +247,23 @@ class _Connection(asyncio.Protocol):
         response = self.response
         if response is None or response._complete:
             return
-        if response._head_done and not response.delimited:
-            self.keep_alive = False
+        self.keep_alive = False
+        if (
+            exc is None
+            and response._error is None
+            and response._head_done
+            and not response.delimited
+        ):
             response._on_complete()  # a body delimited by the connection's end
             return
         response._on_error(UpstreamClosed("the upstream closed the connection"))
 
     # -- httptools callbacks --------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.response is not None and self.response._complete:
+            # Bytes after the answer, in the same read: nobody asked for them.
+            raise UpstreamClosed("the upstream sent more than one response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.response is not None
         self.response._raw_headers.append((name, value))
@@ -292,6 +311,7 @@ class Http1Pool:
         self.read_timeout = read_timeout
         self.max_connections = max_connections
         self._idle: deque[_Connection] = deque()  # oldest first
+        self._closed = False
         self._in_use = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
 
@@ -311,6 +331,9 @@ class Http1Pool:
         return response
 
     def put(self, connection: _Connection) -> None:
+        if self._closed:
+            connection.abort()
+            return
         connection.response = None
         connection.idle_since = now = time.monotonic()
         expired = now - KEEPALIVE_SECONDS
@@ -319,6 +342,7 @@ class Http1Pool:
         self._idle.append(connection)
 
     def close(self) -> None:
+        self._closed = True
         for connection in self._idle:
             connection.abort()
         self._idle.clear()
@@ -352,12 +376,15 @@ class Http1Pool:
             waiter = asyncio.get_running_loop().create_future()
             self._slot_waiters.append(waiter)
             try:
-                await waiter  # the slot is handed over by slot_free
+                # As aiohttp's connect timeout: it includes waiting for a free connection.
+                async with asyncio.timeout(self.connect_timeout):
+                    await waiter  # the slot is handed over by slot_free
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self.slot_free()  # handed over just as this caller was cancelled
                 else:
-                    self._slot_waiters.remove(waiter)
+                    with contextlib.suppress(ValueError):  # slot_free skipped it already
+                        self._slot_waiters.remove(waiter)
                 raise
             return
         self._in_use += 1

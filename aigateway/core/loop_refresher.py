@@ -17,6 +17,8 @@ loop was blocked) the request reads synchronously, exactly as without a refreshe
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
@@ -52,16 +54,27 @@ class LoopRefresher:
             return False
         task = self._tasks.get(loop)
         if task is None or task.done():
-            self._tasks[loop] = loop.create_task(self._run(), name=f"refresher:{self.name}")
+            # A context of its own: not the first request's (its request id in the logs).
+            task = loop.create_task(
+                self._run(), name=f"refresher:{self.name}", context=contextvars.Context()
+            )
+            # The task holds its loop: drop the entry when it ends, or closed loops stay.
+            task.add_done_callback(functools.partial(self._ended, loop))
+            self._tasks[loop] = task
         return True
+
+    def _ended(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(loop) is task:
+            del self._tasks[loop]
 
     async def _run(self) -> None:
         while (interval := self._interval()) > 0:
             await asyncio.sleep(interval)
             try:
                 await self._refresh()
-            except Exception:
-                logger.warning("background refresh of %s failed", self.name, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - the next round tries again
+                # One line per failed round, no traceback (Redis down: a line a second).
+                logger.warning("background refresh of %s failed: %r", self.name, exc)
 
     async def stop(self) -> None:
         """Stop the refresher of the running loop (tests; shutdown does not need it)."""

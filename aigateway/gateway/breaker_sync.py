@@ -53,6 +53,7 @@ class BreakerSync:
 
     closed_until: dict[int, float] = field(default_factory=dict)
     last_called: dict[int, float] = field(default_factory=dict)  # what the refresher re-reads
+    forgotten_at: dict[int, float] = field(default_factory=dict)  # this process saw it fail
     pending: dict[int, _Pending] = field(default_factory=dict)
     next_flush: float = 0.0
 
@@ -78,6 +79,7 @@ class BreakerSync:
 
     def forget(self, deployment_id: int) -> None:
         self.closed_until.pop(deployment_id, None)
+        self.forgotten_at[deployment_id] = time.monotonic()
 
     def to_refresh(self) -> list[int]:
         """Deployments whose closed breaker is cached and still called (idle ones dropped)."""
@@ -85,14 +87,19 @@ class BreakerSync:
         for deployment_id in [d for d, t in self.last_called.items() if t < horizon]:
             del self.last_called[deployment_id]
             self.closed_until.pop(deployment_id, None)
+            self.forgotten_at.pop(deployment_id, None)
         return [d for d in self.closed_until if d in self.last_called]
 
-    def refreshed(self, read: list[int], closed: set[int]) -> None:
-        """A refresher's read: closed ones are trusted another interval, the others asked
-        on their next call. One forgotten meanwhile (this process saw it fail) stays so."""
+    def refreshed(self, read: list[int], closed: set[int], read_at: float) -> None:
+        """A refresher's read (started at ``read_at``): closed ones are trusted another
+        interval, the others asked on their next call. One forgotten since the read started
+        (this process saw it fail) stays forgotten: the read may predate the failure."""
         until = time.monotonic() + self.interval()
         for deployment_id in read:
             if deployment_id not in self.closed_until:
+                continue
+            if self.forgotten_at.get(deployment_id, -1.0) >= read_at:
+                del self.closed_until[deployment_id]
                 continue
             if deployment_id in closed:
                 self.closed_until[deployment_id] = until
@@ -122,6 +129,7 @@ class BreakerSync:
     def reset(self) -> None:
         self.closed_until.clear()
         self.last_called.clear()
+        self.forgotten_at.clear()
         self.pending.clear()
         self.next_flush = 0.0
 

@@ -134,6 +134,8 @@ async def breaker_note(target: DeploymentTarget, *, ok: bool) -> None:
         breaker_sync.forget(target.deployment_id)
         await outcomes_flush(target.deployment_id)
     await _breaker_record(target.deployment_id, ok=ok)
+    if not ok:  # a call admitted meanwhile may have cached "closed" from before this failure
+        breaker_sync.forget(target.deployment_id)
 
 
 async def _breaker_record(deployment_id: int, *, ok: bool, count: int = 1) -> None:
@@ -207,7 +209,9 @@ async def _closed_breakers_refresh() -> None:
         return
     deployment_ids = breaker_sync.to_refresh()
     if deployment_ids:
-        breaker_sync.refreshed(deployment_ids, await store.closed_among(deployment_ids))
+        read_at = time.monotonic()
+        closed = await store.closed_among(deployment_ids)
+        breaker_sync.refreshed(deployment_ids, closed, read_at)
 
 
 _breaker_refresher = LoopRefresher(

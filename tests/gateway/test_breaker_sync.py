@@ -65,11 +65,11 @@ async def test_a_failure_writes_the_pending_successes_before_itself(
 async def test_a_breaker_opened_by_another_process_is_seen_after_the_sync_interval(
     shared: RedisBreakerStore, settings: pytest.FixtureRequest
 ):
-    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0.2  # type: ignore[attr-defined]
-    await _succeed(1)  # this process now trusts "closed" for 0.2 s
+    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0.5  # type: ignore[attr-defined]
+    await _succeed(1)  # this process now trusts "closed" for 0.5 s
     await shared.force(41, "open")  # as an admin or another worker would, straight in Redis
     assert await resilience._breaker_decision(TARGET) is Decision.ALLOW  # still trusted
-    await asyncio.sleep(0.3)  # the refresher re-read it in the background meanwhile
+    await asyncio.sleep(0.8)  # the refresher re-read it in the background meanwhile
     assert 41 not in breaker_sync.closed_until
     assert await resilience._breaker_decision(TARGET) is Decision.REJECT
 
@@ -89,11 +89,11 @@ def _count_allows(store: RedisBreakerStore, monkeypatch: pytest.MonkeyPatch) -> 
 async def test_calls_after_the_interval_do_not_ask_redis_while_the_refresher_runs(
     shared: RedisBreakerStore, settings: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ):
-    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0.1  # type: ignore[attr-defined]
+    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0.2  # type: ignore[attr-defined]
     asked = _count_allows(shared, monkeypatch)
-    for _ in range(8):  # 0.8 s of calls, eight intervals
+    for _ in range(6):  # 1.2 s of calls, six intervals
         assert await resilience._breaker_decision(TARGET) is Decision.ALLOW
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
     assert asked == [41]  # only the first call asked; the refresher kept the copy fresh
     assert breaker_sync.closed_within_grace(41)
 
@@ -101,13 +101,13 @@ async def test_calls_after_the_interval_do_not_ask_redis_while_the_refresher_run
 async def test_a_stalled_refresher_is_trusted_only_for_the_grace_then_calls_ask(
     shared: RedisBreakerStore, settings: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ):
-    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0.1  # type: ignore[attr-defined]
+    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 0.5  # type: ignore[attr-defined]
     await _succeed(1)
     await shared.force(41, "open")
     asked = _count_allows(shared, monkeypatch)
-    time.sleep(0.15)  # the loop is blocked: the refresher cannot run
+    time.sleep(0.6)  # the loop is blocked: the refresher cannot run
     assert await resilience._breaker_decision(TARGET) is Decision.ALLOW  # within the grace
-    time.sleep(GRACE_INTERVALS * 0.1)
+    time.sleep(GRACE_INTERVALS * 0.5)
     assert await resilience._breaker_decision(TARGET) is Decision.REJECT  # past it: asked
     assert asked == [41]
 
@@ -181,3 +181,15 @@ async def test_the_in_process_backend_writes_every_outcome_directly(db: None):
     state = await breaker_store().snapshot(41, time.time(), BreakerConfig.from_settings())
     assert state.window_ok == 2
     assert not breaker_sync.pending
+
+
+async def test_a_read_started_before_this_process_saw_a_failure_does_not_trust_it_again(
+    shared: RedisBreakerStore, settings: pytest.FixtureRequest
+):
+    settings.AIGATEWAY_BREAKER_SYNC_SECONDS = 60  # type: ignore[attr-defined]
+    await _succeed(1)
+    read_at = time.monotonic()  # the refresher starts reading: the breaker is closed
+    await resilience.breaker_note(TARGET, ok=False)  # meanwhile this process sees a failure
+    breaker_sync.remember_closed(41)  # and a call admitted before it caches "closed" again
+    breaker_sync.refreshed([41], {41}, read_at)  # the read (from before) comes back
+    assert 41 not in breaker_sync.closed_until  # the next call asks Redis

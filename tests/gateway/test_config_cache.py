@@ -64,15 +64,15 @@ async def test_after_the_first_check_the_version_is_checked_in_the_background(re
 
 
 async def test_a_stalled_refresher_is_trusted_only_for_the_grace(redis_url, settings):
-    settings.AIGATEWAY_CONFIG_CACHE_SECONDS = 0.1
+    settings.AIGATEWAY_CONFIG_CACHE_SECONDS = 0.3
     writer, reader = ConfigCache(), ConfigCache()
     await reader.refresh_if_stale()
     reader.set("k", "cached")
     writer.bump()
-    time.sleep(0.15)  # the loop is blocked: the refresher cannot run
+    time.sleep(0.4)  # the loop is blocked: the refresher cannot run
     await reader.refresh_if_stale()
     assert reader.get("k") == "cached"  # its check is due: served from the cache meanwhile
-    time.sleep(GRACE_INTERVALS * 0.1)
+    time.sleep(GRACE_INTERVALS * 0.3)
     await reader.refresh_if_stale()  # past the grace: this lookup checks for itself
     assert reader.get("k") is None
     await reader._refresher.stop()

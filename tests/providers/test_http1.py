@@ -8,7 +8,9 @@ import asyncio
 import datetime
 import gzip
 import ipaddress
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +178,7 @@ async def test_an_idle_connection_past_the_keepalive_is_not_reused(server, monke
     # Idle ones past the keep-alive are also closed when another goes back to the pool.
     monkeypatch.setattr(http1, "KEEPALIVE_SECONDS", 0.3)
     pool.close()
+    pool = pool_for(server)
     assert len(await asyncio.gather(*(call(pool) for _ in range(3)))) == 3  # three idle now
     await asyncio.sleep(0.2)
     assert await call(pool) == (200, b"fine")  # takes the newest, puts it back
@@ -289,6 +292,68 @@ async def test_an_interim_1xx_response_is_skipped(server):
     response.release()
     assert await call(pool) == (200, b"the answer")
     assert server.connections == 1
+    pool.close()
+
+
+async def test_a_body_that_does_not_decode_is_an_error_not_an_empty_answer(server):
+    server.handler = answer(b"\x1f\x8b this is not gzip", b"Content-Encoding: gzip")
+    with pytest.raises(UpstreamClosed, match="does not decode"):
+        await call(pool_for(server))
+
+
+async def test_a_reset_cuts_a_connection_delimited_body_with_an_error(server):
+    async def handle(reader, writer, n):
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart of it")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        linger = struct.pack("ii", 1, 0)  # close with RST, not FIN: the body was cut
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        writer.transport.abort()
+
+    server.handler = handle
+    response = await pool_for(server).request(REQUEST)
+    with pytest.raises(UpstreamClosed):
+        await response.read()
+    response.close()
+
+
+async def test_bytes_after_the_answer_in_the_same_read_are_not_taken_as_the_next(server):
+    async def handle(reader, writer, n):
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 3\r\n\r\nbad"
+        )
+        await writer.drain()
+
+    server.handler = handle
+    pool = pool_for(server)
+    assert await call(pool) == (200, b"ok")
+    assert await call(pool) == (200, b"ok")
+    assert server.connections == 2  # the first connection was not trusted again
+    pool.close()
+
+
+async def test_a_sloppy_upstream_s_bare_line_feeds_are_read_as_aiohttp_read_them(server):
+    async def handle(reader, writer, n):
+        writer.write(b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2 \r\nok\r\n0\r\n\r\n")
+        await writer.drain()
+
+    server.handler = handle
+    assert await call(pool_for(server)) == (200, b"ok")
+
+
+async def test_waiting_for_a_free_connection_is_bounded_by_the_connect_timeout(server):
+    async def handle(reader, writer, n):
+        await asyncio.sleep(1)
+        await answer(b"late")(reader, writer, n)
+
+    server.handler = handle
+    pool = pool_for(server, max_connections=1, connect_timeout=0.2)
+    first = asyncio.create_task(call(pool))
+    await asyncio.sleep(0.05)
+    with pytest.raises(TimeoutError):
+        await call(pool)  # queued behind the first for longer than the connect timeout
+    assert await first == (200, b"late")
     pool.close()
 
 
