@@ -220,7 +220,7 @@ class OpenAIWire:
         request_id = upstream_request_id.get()
         extra = (
             b"X-Request-ID: %s\r\n" % request_id.encode()
-            if request_id and request_id.isascii() and request_id.isprintable()
+            if request_id and _header_safe(request_id)
             else b""
         )
         head = self._head + extra + b"Content-Length: %d\r\n\r\n" % len(body)
