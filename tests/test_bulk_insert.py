@@ -1,5 +1,6 @@
-"""The write-behind buffers' executemany inserter (aigateway/core/bulk_insert.py): what it
-writes reads back exactly as the ORM would have written it, on SQLite and PostgreSQL."""
+"""The write-behind buffers' multi-row inserter (aigateway/core/bulk_insert.py): what it
+writes reads back exactly as the ORM would have written it, on SQLite and PostgreSQL, in a
+few statements per batch drawn from a small set of statement texts."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from aigateway.audit.models import AuditEvent
-from aigateway.core.bulk_insert import BulkInserter
+from aigateway.core.bulk_insert import MAX_ROWS_PER_STATEMENT, BulkInserter
 from aigateway.usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -93,3 +95,60 @@ def test_columns_it_cannot_adapt_are_refused_when_built():
     with pytest.raises(TypeError, match="unsupported"):
         BulkInserter(Dated, ("day",))
     assert BulkInserter(User, ("username", "is_staff"))  # text and booleans are fine
+
+
+def usage_rows(count: int, start: int = 0) -> tuple[list[str], list[list[object]]]:
+    at = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    columns = list(full_row(UsageRecord))
+    values = dict(created_at=at, status_code=200)
+    rows = [
+        list(full_row(UsageRecord, request_id=f"r{n}", input_tokens=n, **values).values())
+        for n in range(start, start + count)
+    ]
+    return columns, rows
+
+
+def test_a_large_batch_goes_in_a_few_multi_row_statements_and_every_row_lands():
+    count = 2 * MAX_ROWS_PER_STATEMENT + 245  # two full statements, then 128+64+32+16+4+1
+    columns, rows = usage_rows(count)
+    with CaptureQueriesContext(connection) as queries:
+        BulkInserter(UsageRecord, columns).insert(rows)
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 2 + 6
+    assert UsageRecord.objects.count() == count
+    stored = dict(UsageRecord.objects.values_list("request_id", "input_tokens"))
+    assert stored == {f"r{i}": i for i in range(count)}  # each row's values, none shifted
+
+
+def test_statement_texts_stay_few_whatever_the_batch_sizes():
+    """The driver caches a compiled statement per text: one text per batch size would keep
+    hundreds of large statements alive (RSS grew by 170 MiB in a minute of load)."""
+    columns, _ = usage_rows(0)
+    inserter = BulkInserter(UsageRecord, columns)
+    written, texts = 0, set()
+
+    def statement_text(execute, sql, params, many, context):
+        texts.add(sql)  # the text as sent, before parameters
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(statement_text):
+        for size in range(1, 301):
+            _, rows = usage_rows(size, start=written)
+            inserter.insert(rows)
+            written += size
+    assert len(texts) <= MAX_ROWS_PER_STATEMENT.bit_length()  # 1, 2, 4, ... 256 rows
+    assert UsageRecord.objects.count() == written
+
+
+def test_an_empty_batch_writes_nothing():
+    columns, _ = usage_rows(0)
+    with CaptureQueriesContext(connection) as queries:
+        BulkInserter(UsageRecord, columns).insert([])
+    assert not queries.captured_queries
+
+
+def test_a_row_of_the_wrong_width_is_refused_before_anything_is_written():
+    columns, rows = usage_rows(3)
+    with pytest.raises(ValueError):
+        BulkInserter(UsageRecord, columns).insert([rows[0], rows[1][:-1], rows[2]])
+    assert not UsageRecord.objects.exists()

@@ -1,5 +1,5 @@
 """API-call audit entries as plain rows: hashed into the chain and inserted with one
-``executemany`` (aigateway.core.bulk_insert), without a model instance per entry."""
+multi-row INSERTs (aigateway.core.bulk_insert), without a model instance per entry."""
 
 from __future__ import annotations
 

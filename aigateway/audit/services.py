@@ -75,7 +75,7 @@ def chain_append(events: list[AuditEvent]) -> None:
 
 
 def chain_append_rows(rows: list[ChainedRow]) -> None:
-    """``chain_append`` for the API-call writer's plain rows: one ``executemany``."""
+    """``chain_append`` for the API-call writer's plain rows: a few multi-row INSERTs."""
     if not rows:
         return
     with transaction.atomic():

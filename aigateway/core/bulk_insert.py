@@ -1,9 +1,18 @@
-"""Many rows of one model in one ``executemany``, for the write-behind buffers (usage, audit).
+"""Many rows of one model in a few multi-row INSERTs, for the write-behind buffers (usage, audit).
 
 The ORM's ``bulk_create`` builds a model instance per row and compiles every value through
 the field's full ``get_db_prep_save`` chain: ~100 µs per row, measured as a third of a web
 worker's CPU under load (docs/benchmarks.md). Here each column's adapter is chosen once per
 database vendor and a row is a plain tuple, so a row costs a few microseconds.
+
+A batch goes in multi-row ``INSERT ... VALUES (...), (...)`` statements of at most
+``MAX_ROWS_PER_STATEMENT`` rows, not an ``executemany`` (one driver step per row). SQLite's
+driver releases and retakes the GIL around every step; in a worker whose event loop keeps
+the GIL busy each retake waits up to the 5 ms switch interval, so under S1 load a 500-row
+batch held SQLite's single write lock for 100-600 ms, and the four flushing threads of two
+workers (usage, audit) fell behind the calls. Statement sizes are powers of two, so only a
+handful of statement texts exist: the driver keeps each compiled text in its statement
+cache (128 entries), and one text per batch size would keep hundreds of ~2 MB statements.
 
 Only the column types the buffers write are supported (text, integers, booleans, floats,
 decimals, datetimes, JSON given as already-serialised text); anything else is refused when
@@ -14,11 +23,16 @@ buffer then writes the batch one row at a time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connections, models
 from django.db.models.constants import OnConflict
+
+# Rows per statement at most (a power of two at or under this, and within the database's
+# parameter limit: SQLite 32,766, PostgreSQL 65,535 with server-side binding).
+MAX_ROWS_PER_STATEMENT = 256
 
 _PLAIN = (
     models.CharField,
@@ -52,33 +66,60 @@ class BulkInserter:
                                       models.JSONField)):  # fmt: skip
                 raise TypeError(f"{model.__name__}.{field.attname}: unsupported column type")
         self.ignore_conflicts = ignore_conflicts
-        self._prepared: dict[str, tuple[str, list[Callable[[Any], Any] | None]]] = {}
+        self._prepared: dict[str, _Prepared] = {}
 
     def insert(self, rows: Iterable[Sequence[Any]], using: str = "default") -> None:
         """Insert ``rows`` (tuples in ``attnames`` order) with the connection's cursor; the
-        caller owns the transaction."""
+        caller owns the transaction. A row of the wrong width is refused before anything is
+        sent."""
         connection = connections[using]
-        sql, adapters = self._prepare(using)
+        adapters = self._adapters(using)
         if any(adapters):
             params = [
-                tuple(
-                    value if adapt is None or value is None else adapt(value)
-                    for adapt, value in zip(adapters, row, strict=True)
-                )
+                value if adapt is None or value is None else adapt(value)
                 for row in rows
+                for adapt, value in zip(adapters, row, strict=True)
             ]
         else:
-            params = [tuple(row) for row in rows]
-        if params:
-            with connection.cursor() as cursor:
-                cursor.executemany(sql, params)
+            params = [value for row in rows for value in row]
+        width = len(self.fields)
+        if len(params) % width:
+            raise ValueError(f"every row needs {width} values")
+        with connection.cursor() as cursor:
+            start, total = 0, len(params) // width
+            for rows_in_statement in self._statement_sizes(using, total):
+                end = start + rows_in_statement * width
+                cursor.execute(self._sql(using, rows_in_statement), params[start:end])
+                start = end
 
-    def _prepare(self, using: str) -> tuple[str, list[Callable[[Any], Any] | None]]:
+    def _adapters(self, using: str) -> list[Callable[[Any], Any] | None]:
         if using not in self._prepared:
             self._prepared[using] = self._build(using)
-        return self._prepared[using]
+        return self._prepared[using].adapters
 
-    def _build(self, using: str) -> tuple[str, list[Callable[[Any], Any] | None]]:
+    def _statement_sizes(self, using: str, rows: int) -> list[int]:
+        """``rows`` split into full statements and then powers of two (500 = 256 + 128 + 64 +
+        32 + 16 + 4). One text per row count instead grew each worker's RSS by ~170 MiB in
+        the first minute of S1 load (docs/benchmarks.md)."""
+        largest = self._prepared[using].rows_per_statement
+        sizes = [largest] * (rows // largest)
+        rest = rows % largest
+        while rest:
+            size = 1 << (rest.bit_length() - 1)
+            sizes.append(size)
+            rest -= size
+        return sizes
+
+    def _sql(self, using: str, rows: int) -> str:
+        prepared = self._prepared[using]
+        sql = prepared.statements.get(rows)
+        if sql is None:
+            values = ", ".join([prepared.row_placeholder] * rows)
+            sql = f"{prepared.head} VALUES {values} {prepared.suffix}".rstrip()
+            prepared.statements[rows] = sql
+        return sql
+
+    def _build(self, using: str) -> _Prepared:
         connection = connections[using]
         ops = connection.ops
         on_conflict = OnConflict.IGNORE if self.ignore_conflicts else None
@@ -97,13 +138,29 @@ class BulkInserter:
             placeholders.append(placeholder)
             adapters.append(adapter)
         columns = ", ".join(ops.quote_name(str(f.column)) for f in self.fields)
-        suffix = ops.on_conflict_suffix_sql(self.fields, on_conflict, None, None)
-        sql = (
+        head = (
             f"{ops.insert_statement(on_conflict=on_conflict)} "
-            f"{ops.quote_name(self.model._meta.db_table)} ({columns}) "
-            f"VALUES ({', '.join(placeholders)}) {suffix}"
-        ).rstrip()
-        return sql, adapters
+            f"{ops.quote_name(self.model._meta.db_table)} ({columns})"
+        )
+        max_params = connection.features.max_query_params or 65_535
+        fitting = max(1, min(MAX_ROWS_PER_STATEMENT, max_params // len(self.fields)))
+        return _Prepared(
+            head=head,
+            row_placeholder=f"({', '.join(placeholders)})",
+            suffix=ops.on_conflict_suffix_sql(self.fields, on_conflict, None, None),
+            adapters=adapters,
+            rows_per_statement=1 << (fitting.bit_length() - 1),  # a power of two
+        )
+
+
+@dataclasses.dataclass(slots=True)
+class _Prepared:
+    head: str
+    row_placeholder: str
+    suffix: str
+    adapters: list[Callable[[Any], Any] | None]
+    rows_per_statement: int
+    statements: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 def _decimal_adapter(ops: Any, field: models.DecimalField) -> Callable[[Any], Any]:
