@@ -7,7 +7,10 @@ then S1 back to back (wrk, 16 connections, instant upstream, as fast as the gate
 in windows of ``--window`` seconds; after each window every worker's RSS is read from /proc.
 The verdict is the soak's (bench/soak/analysis.py): a least-squares line through each
 worker's RSS over the second half (the first holds warm-up) must change by at most 10 % of
-its mean. Prints one line per window and a markdown summary; ``--csv`` keeps the samples.
+its mean. After each window it also counts the usage and audit rows in the gateway's
+database against the calls completed so far: a write-behind buffer that falls behind grows
+the worker's RSS (the buffers hold up to 200,000 records), so the lag is printed with it.
+Prints one line per window and a markdown summary; ``--csv`` keeps the samples.
 (`make soak` is the other soak: a fixed 100 req/s open-loop mix of streams, cache hits and
 429s for 10 minutes; this one is the highest load the gateway sustains.)
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -51,16 +55,21 @@ def main(argv: list[str] | None = None) -> None:
         gateway, _ = start_ours(logs, args.port, args.redis, args.workers)
         assert gateway.process is not None
         workers = worker_pids(gateway.process.pid)
-        run_once(gateway, S1, 5, logs)  # warm-up, not sampled
+        database = logs / "bench.sqlite3"  # start_ours' DATABASE_URL
+        calls = run_once(gateway, S1, 5, logs).requests  # warm-up, not sampled
         started = time.monotonic()
         while time.monotonic() - started < args.minutes * 60:
             result = run_once(gateway, S1, args.window, logs)
+            calls += result.requests + result.errors  # an error answer is recorded too
             row = {"t": round(time.monotonic() - started, 1), "rps": round(result.rps, 1),
                    "errors": result.errors, "p99_ms": result.p99_ms}  # fmt: skip
             for i, pid in enumerate(workers):
                 row[f"rss_mib_{i}"] = round(rss_mib(pid) or 0.0, 2)
+            usage, audit = records(database)
+            row["usage_lag"], row["audit_lag"] = max(0, calls - usage), max(0, calls - audit)
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        caught_up = wait_for_records(database, calls)
     finally:
         stop(gateway)
         stop(upstream)
@@ -69,10 +78,31 @@ def main(argv: list[str] | None = None) -> None:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    print(summary(rows))
+    print(summary(rows, calls, caught_up))
 
 
-def summary(rows: list[dict[str, float]]) -> str:
+def records(database: Path) -> tuple[int, int]:
+    """Usage rows and API-call audit rows written so far (read-only; the writers go on)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as db:
+        usage = db.execute("SELECT count(*) FROM usage_usagerecord").fetchone()[0]
+        audit = db.execute(
+            "SELECT count(*) FROM audit_auditevent WHERE action = 'api.call'"
+        ).fetchone()[0]
+    return usage, audit
+
+
+def wait_for_records(database: Path, calls: int, timeout: float = 60.0) -> float | None:
+    """Seconds after the load until every completed call has its usage and audit row
+    (wrk's count misses the calls in flight when it stops: a few more rows than calls)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if min(records(database)) >= calls:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    return None
+
+
+def summary(rows: list[dict[str, float]], calls: int, caught_up: float | None) -> str:
     ts = [r["t"] for r in rows]
     names = [k for k in rows[0] if k.startswith("rss_mib_")]
     trends = rss_verdicts(ts, {n: [r[n] for r in rows] for n in names})
@@ -91,6 +121,17 @@ def summary(rows: list[dict[str, float]]) -> str:
             f"| {n.removeprefix('rss_mib_')} | {rows[0][n]:.1f} | {rows[-1][n]:.1f} | "
             f"{trend.share * 100:+.2f} % | {'flat' if abs(trend.share) <= 0.10 else 'GROWS'} |"
         )
+    lag = max(max(r["usage_lag"], r["audit_lag"]) for r in rows)
+    written = (
+        f"all written {caught_up:.1f} s after the load"
+        if caught_up is not None
+        else "NOT all written 60 s after the load"
+    )
+    lines.append(
+        f"\nUsage and audit records: {calls:,} calls completed, {written}; the largest lag "
+        f"after a window was {lag:,.0f} records (by design up to about one flush interval's "
+        "calls wait in the buffers: 1 s at this rate)."
+    )
     lines.append(f"\nRSS flat within ±10 %: {'yes' if flat(trends) else 'NO'}")
     return "\n".join(lines)
 

@@ -170,9 +170,30 @@ def test_rss_soak_summary_flags_a_growing_worker() -> None:
     from bench.rss_soak import summary
 
     rows = [{"t": 10.0 * i, "rps": 600.0, "errors": 0, "p99_ms": 50.0,
-             "rss_mib_0": 240.0 + (i % 2) * 0.5, "rss_mib_1": 240.0 + 10.0 * i}
+             "rss_mib_0": 240.0 + (i % 2) * 0.5, "rss_mib_1": 240.0 + 10.0 * i,
+             "usage_lag": 16, "audit_lag": 100 * i}
             for i in range(1, 61)]  # fmt: skip
-    text = summary(rows)
+    text = summary(rows, 360_000, None)
     assert "| 0 | 240.5 | 240.0 |" in text and "flat |" in text
     assert "| 1 | 250.0 | 840.0 |" in text and "GROWS" in text
     assert "RSS flat within ±10 %: NO" in text and "~360,000 calls" in text
+    assert "NOT all written" in text and "largest lag after a window was 6,000" in text
+    assert "all written 1.5 s after" in summary(rows, 360_000, 1.5)
+
+
+def test_rss_soak_counts_the_records_written(tmp_path) -> None:
+    import sqlite3
+
+    from bench.rss_soak import records, wait_for_records
+
+    database = tmp_path / "bench.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE usage_usagerecord (id INTEGER PRIMARY KEY)")
+        db.execute("CREATE TABLE audit_auditevent (id INTEGER PRIMARY KEY, action TEXT)")
+        db.executemany("INSERT INTO usage_usagerecord VALUES (NULL)", [()] * 5)
+        db.executemany("INSERT INTO audit_auditevent VALUES (NULL, ?)",
+                       [("api.call",)] * 4 + [("config.applied",)])  # fmt: skip
+    db.close()
+    assert records(database) == (5, 4)  # only the API calls' audit rows
+    assert wait_for_records(database, 4, timeout=1) is not None
+    assert wait_for_records(database, 5, timeout=0.6) is None
