@@ -1,11 +1,11 @@
-"""Many rows of one model in a few multi-row INSERTs, for the write-behind buffers (usage, audit).
+"""Many rows of one model in few statements, for the write-behind buffers (usage, audit).
 
 The ORM's ``bulk_create`` builds a model instance per row and compiles every value through
 the field's full ``get_db_prep_save`` chain: ~100 µs per row, measured as a third of a web
 worker's CPU under load (docs/benchmarks.md). Here each column's adapter is chosen once per
 database vendor and a row is a plain tuple, so a row costs a few microseconds.
 
-A batch goes in multi-row ``INSERT ... VALUES (...), (...)`` statements of at most
+On SQLite a batch goes in multi-row ``INSERT ... VALUES (...), (...)`` statements of at most
 ``MAX_ROWS_PER_STATEMENT`` rows, not an ``executemany`` (one driver step per row). SQLite's
 driver releases and retakes the GIL around every step; in a worker whose event loop keeps
 the GIL busy each retake waits up to the 5 ms switch interval, so under S1 load a 500-row
@@ -13,6 +13,7 @@ batch held SQLite's single write lock for 100-600 ms, and the four flushing thre
 workers (usage, audit) fell behind the calls. Statement sizes are powers of two, so only a
 handful of statement texts exist: the driver keeps each compiled text in its statement
 cache (128 entries), and one text per batch size would keep hundreds of ~2 MB statements.
+On PostgreSQL it is one ``executemany``: psycopg pipelines it in one round trip.
 
 Only the column types the buffers write are supported (text, integers, booleans, floats,
 decimals, datetimes, JSON given as already-serialised text); anything else is refused when
@@ -72,36 +73,41 @@ class BulkInserter:
         """Insert ``rows`` (tuples in ``attnames`` order) with the connection's cursor; the
         caller owns the transaction. A row of the wrong width is refused before anything is
         sent."""
-        connection = connections[using]
-        adapters = self._adapters(using)
-        if any(adapters):
-            params = [
-                value if adapt is None or value is None else adapt(value)
-                for row in rows
-                for adapt, value in zip(adapters, row, strict=True)
-            ]
-        else:
-            params = [value for row in rows for value in row]
-        width = len(self.fields)
-        if len(params) % width:
-            raise ValueError(f"every row needs {width} values")
-        with connection.cursor() as cursor:
-            start, total = 0, len(params) // width
-            for rows_in_statement in self._statement_sizes(using, total):
-                end = start + rows_in_statement * width
-                cursor.execute(self._sql(using, rows_in_statement), params[start:end])
-                start = end
+        prepared = self._prepare(using)
+        width, adapters = len(self.fields), prepared.adapters
+        params: list[tuple[Any, ...]] = []
+        for row in rows:
+            if len(row) != width:
+                raise ValueError(f"every row needs {width} values, not {len(row)}")
+            params.append(
+                tuple(
+                    value if adapt is None or value is None else adapt(value)
+                    for adapt, value in zip(adapters, row, strict=True)
+                )
+            )
+        if not params:
+            return
+        with connections[using].cursor() as cursor:
+            if not prepared.multi_row:
+                cursor.executemany(self._sql(prepared, 1), params)
+                return
+            start = 0
+            for size in self._statement_sizes(prepared, len(params)):
+                chunk = [value for row in params[start : start + size] for value in row]
+                cursor.execute(self._sql(prepared, size), chunk)
+                start += size
 
-    def _adapters(self, using: str) -> list[Callable[[Any], Any] | None]:
+    def _prepare(self, using: str) -> _Prepared:
         if using not in self._prepared:
             self._prepared[using] = self._build(using)
-        return self._prepared[using].adapters
+        return self._prepared[using]
 
-    def _statement_sizes(self, using: str, rows: int) -> list[int]:
+    @staticmethod
+    def _statement_sizes(prepared: _Prepared, rows: int) -> list[int]:
         """``rows`` split into full statements and then powers of two (500 = 256 + 128 + 64 +
         32 + 16 + 4). One text per row count instead grew each worker's RSS by ~170 MiB in
         the first minute of S1 load (docs/benchmarks.md)."""
-        largest = self._prepared[using].rows_per_statement
+        largest = prepared.rows_per_statement
         sizes = [largest] * (rows // largest)
         rest = rows % largest
         while rest:
@@ -110,8 +116,8 @@ class BulkInserter:
             rest -= size
         return sizes
 
-    def _sql(self, using: str, rows: int) -> str:
-        prepared = self._prepared[using]
+    @staticmethod
+    def _sql(prepared: _Prepared, rows: int) -> str:
         sql = prepared.statements.get(rows)
         if sql is None:
             values = ", ".join([prepared.row_placeholder] * rows)
@@ -150,6 +156,10 @@ class BulkInserter:
             suffix=ops.on_conflict_suffix_sql(self.fields, on_conflict, None, None),
             adapters=adapters,
             rows_per_statement=1 << (fitting.bit_length() - 1),  # a power of two
+            # SQLite only (see the module docstring): psycopg's executemany is pipelined
+            # (one round trip) and a multi-row statement was slower on PostgreSQL, 75-100
+            # -> 120-155 µs per audit entry (bench.audit_cost).
+            multi_row=connection.vendor == "sqlite",
         )
 
 
@@ -160,6 +170,7 @@ class _Prepared:
     suffix: str
     adapters: list[Callable[[Any], Any] | None]
     rows_per_statement: int
+    multi_row: bool
     statements: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
