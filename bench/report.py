@@ -178,8 +178,8 @@ def render(
         f"{span(wrk)} of a core, the stream client (bench/stream_client.py, S3) {span(client)}. "
         "CPU ms / request: utime + stime of the target's whole process tree (uvicorn's or "
         "LiteLLM's parent and worker processes; for *direct*, the fake upstream itself) "
-        "over the run, divided by the calls completed. Idle (no requests, 5 s after the "
-        "warm-up), the same process trees used "
+        "over the run, divided by the calls completed. Idle (no requests, 5 s from 3 s after "
+        "the warm-up, once its usage and audit rows are written), the same process trees used "
         + ", ".join(f"{name} {share:.1%}" for name, share in idle.items())
         + " of a core: part of every run's CPU, which matters only for S3-1's few streams.",
     ]

@@ -72,14 +72,17 @@ def request_body(target: Target, scenario: Scenario) -> dict[str, object]:
     return body
 
 
-def cache_hit_verified(target: Target, scenario: Scenario) -> bool:
-    """The same call twice: the second must not reach the fake upstream (its /stats count)."""
+def cache_hit_verified(target: Target, scenario: Scenario, warm_calls: int = 6) -> bool:
+    """The same call repeated: once warm, three more must not reach the fake upstream (its
+    /stats count). Warmed with several calls because a per-process cache (LiteLLM's "local")
+    fills once per worker, and one warm call filled only the worker that took it."""
     url = f"{target.base_url}/v1/chat/completions"
     body = request_body(target, scenario)
-    post_json(url, body, target.api_key)
+    for _ in range(warm_calls):
+        post_json(url, body, target.api_key)
     before = upstream_served()
-    answer = post_json(url, body, target.api_key)
-    return bool(answer.get("choices")) and upstream_served() == before
+    answers = [post_json(url, body, target.api_key) for _ in range(3)]
+    return all(answer.get("choices") for answer in answers) and upstream_served() == before
 
 
 def wrk_script(target: Target, scenario: Scenario, directory: Path) -> Path:
