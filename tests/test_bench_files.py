@@ -143,7 +143,7 @@ def test_parse_wrk_counts_only_completed_calls() -> None:
     result = scenarios.parse_wrk(WRK_OUTPUT)
     assert (result.requests, result.seconds) == (2000, 5.01)
     assert (result.p50_ms, result.p99_ms) == (34.5, 1200.0)
-    assert result.errors == 6
+    assert (result.errors, result.answered_errors) == (6, 3)  # 3 of them answered by the target
 
 
 def test_report_replaces_only_the_marked_section(tmp_path: Path) -> None:

@@ -1,26 +1,36 @@
-"""With DEBUG on, a flushing thread must not keep its statements: Django logs every query
-of a connection until a request starts on its thread, and the flush threads never see one."""
+"""With DEBUG on, Django logs every query of a connection until a request starts on its
+thread. ``run_db``'s threads (lookups, the write-behind flushes) never see a request, so
+``run_db`` clears their log as a request would: a flush thread kept every multi-row INSERT."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from django.db import connection
-from django.utils import timezone
 
-from aigateway.usage.models import UsageRecord
-from aigateway.usage.recorder import UsageEntry, UsageRecorder
+from aigateway.core.db import run_db
 
 pytestmark = pytest.mark.django_db
 
 
-def test_a_flush_leaves_no_logged_statements_behind(settings) -> None:
+def test_each_run_db_call_starts_with_an_empty_query_log(settings) -> None:
     settings.DEBUG = True
-    recorder = UsageRecorder()
-    for i in range(600):
-        recorder.record(UsageEntry(request_id=f"req_{i}", created_at=timezone.now(),
-                                   source="api", status_code=200))  # fmt: skip
+    seen: list[tuple[int, int]] = []  # (thread, queries logged when the call began)
 
-    assert recorder.flush() == 600
+    def three_queries() -> None:
+        seen.append((threading.get_ident(), len(connection.queries_log)))
+        with connection.cursor() as cursor:
+            for _ in range(3):
+                cursor.execute("SELECT 1")
 
-    assert UsageRecord.objects.count() == 600
-    assert len(connection.queries_log) == 1  # only the count just above
+    async def calls() -> None:
+        for _ in range(6):
+            await run_db(three_queries)
+
+    asyncio.run(calls())
+
+    threads = [thread for thread, _ in seen]
+    assert len(set(threads)) < len(threads)  # a thread was reused: it had logged queries
+    assert [logged for _, logged in seen] == [0] * 6

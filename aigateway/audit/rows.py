@@ -1,5 +1,5 @@
-"""API-call audit entries as plain rows: hashed into the chain and inserted with one
-multi-row INSERTs (aigateway.core.bulk_insert), without a model instance per entry."""
+"""API-call audit entries as plain rows: hashed into the chain and inserted in a few
+statements (aigateway.core.bulk_insert), without a model instance per entry."""
 
 from __future__ import annotations
 
