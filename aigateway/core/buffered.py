@@ -84,29 +84,26 @@ class BufferedWriter[Item]:
 
     def flush(self) -> int:
         """Write everything buffered; returns how many items were written."""
-        with self._flushing:
-            return self._flush_all()
-
-    def _flush_all(self) -> int:
         written = 0
-        while True:
-            with self._lock:
-                batch = self._buffer[: self.batch_size()]
-                del self._buffer[: len(batch)]
-            if not batch:
-                return written
-            try:
-                self.write_batch(batch)
-                written += len(batch)
-            except Exception:
-                if not database_up():
-                    close_old_connections()
-                    logger.exception("%s flush failed; %s kept for retry", self.name,
-                                     len(batch))  # fmt: skip
-                    with self._lock:
-                        self._buffer[:0] = batch
+        with self._flushing:
+            while True:
+                with self._lock:
+                    batch = self._buffer[: self.batch_size()]
+                    del self._buffer[: len(batch)]
+                if not batch:
                     return written
-                written += self._write_one_by_one(batch)
+                try:
+                    self.write_batch(batch)
+                    written += len(batch)
+                except Exception:
+                    if not database_up():
+                        close_old_connections()
+                        logger.exception("%s flush failed; %s kept for retry", self.name,
+                                         len(batch))  # fmt: skip
+                        with self._lock:
+                            self._buffer[:0] = batch
+                        return written
+                    written += self._write_one_by_one(batch)
 
     def _write_one_by_one(self, batch: list[Item]) -> int:
         written = 0

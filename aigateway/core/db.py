@@ -10,11 +10,11 @@ from django.db import Error, close_old_connections, connection, reset_queries
 
 async def run_db[**P, R](fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run ``fn`` in a worker thread (not the single sync thread: lookups may run in
-    parallel), then do what Django does around a request for the thread's connections:
-    clear their query log (kept only with DEBUG on, and otherwise cleared only when a request
-    starts on the thread, which never happens on these: a flush thread kept up to 9,000
-    interpolated multi-row INSERTs of ~60 kB), and close them if they outlived
-    CONN_MAX_AGE or broke."""
+    parallel), treating the call as Django treats a request: the thread's query log is
+    cleared first (it is kept with DEBUG on and otherwise cleared only when a request starts
+    on the thread, which never happens on these: a flush thread kept up to 9,000
+    interpolated multi-row INSERTs of up to ~40 kB each), and afterwards its connection is
+    closed if it outlived CONN_MAX_AGE or broke."""
 
     def call() -> R:
         reset_queries()
