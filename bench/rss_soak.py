@@ -1,6 +1,7 @@
 """Memory under S1 load: RSS per worker over a long run of S1 (`make soak-rss`).
 
     python -m bench.rss_soak [--minutes 10] [--window 10] [--workers 2] [--port 18090]
+                             [--postgres postgres://postgres@127.0.0.1:5432]
 
 The fake upstream and the production-like gateway (bench/serve.sh: limits and audit on),
 then S1 back to back (wrk, 16 connections, instant upstream, as fast as the gateway goes)
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import secrets
 import sqlite3
 import statistics
 import sys
@@ -42,6 +44,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=18090, help="the gateway's")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--csv", type=Path, help="write the samples here")
+    parser.add_argument("--postgres", default="", metavar="SERVER_URL",
+                        help="run the gateway on a scratch database created on this "
+                        "PostgreSQL server and dropped after (postgres://user@host:port); "
+                        "default: a new SQLite file, as make run")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -49,13 +55,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logs = Path(tempfile.mkdtemp(prefix="aigateway-rss-soak-"))
     upstream = gateway = None
+    scratch = ""  # a PostgreSQL database of this run's own
     rows: list[dict[str, float]] = []
     try:
         upstream = start_upstream(logs)
-        gateway, _ = start_ours(logs, args.port, args.redis, args.workers)
+        database = str(logs / "bench.sqlite3")
+        if args.postgres:
+            database = scratch = create_postgres(args.postgres)
+        gateway, _ = start_ours(logs, args.port, args.redis, args.workers, scratch)
         assert gateway.process is not None
         workers = worker_pids(gateway.process.pid)
-        database = logs / "bench.sqlite3"  # start_ours' DATABASE_URL
         warm_up = run_once(gateway, S1, 5, logs)  # not sampled
         # Non-2xx answers are recorded too; wrk's socket errors may never reach the gateway.
         calls = warm_up.requests + warm_up.answered_errors
@@ -75,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         stop(gateway)
         stop(upstream)
+        if scratch:
+            drop_postgres(scratch)
     if args.csv:
         with args.csv.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -83,17 +94,41 @@ def main(argv: list[str] | None = None) -> None:
     print(summary(rows, calls, caught_up))
 
 
-def records(database: Path) -> tuple[int, int]:
-    """Usage rows and API-call audit rows written so far (read-only; the writers go on)."""
+def records(database: str | Path) -> tuple[int, int]:
+    """Usage rows and API-call audit rows written so far (read-only; the writers go on).
+    ``database``: a SQLite file, or a postgres:// URL."""
+    queries = ("SELECT count(*) FROM usage_usagerecord",
+               "SELECT count(*) FROM audit_auditevent WHERE action = 'api.call'")  # fmt: skip
+    if str(database).startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        with psycopg.connect(str(database), connect_timeout=10) as pg:
+            usage, audit = (pg.execute(q).fetchone()[0] for q in queries)  # type: ignore[index]
+        return usage, audit
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as db:
-        usage = db.execute("SELECT count(*) FROM usage_usagerecord").fetchone()[0]
-        audit = db.execute(
-            "SELECT count(*) FROM audit_auditevent WHERE action = 'api.call'"
-        ).fetchone()[0]
+        usage, audit = (db.execute(q).fetchone()[0] for q in queries)
     return usage, audit
 
 
-def wait_for_records(database: Path, calls: int, timeout: float = 60.0) -> float | None:
+def create_postgres(server_url: str) -> str:
+    """A new, empty database on the server; its URL."""
+    import psycopg
+
+    name = f"aigateway_rss_soak_{secrets.token_hex(4)}"
+    with psycopg.connect(f"{server_url.rstrip('/')}/postgres", autocommit=True) as pg:
+        pg.execute(f'CREATE DATABASE "{name}"')
+    return f"{server_url.rstrip('/')}/{name}"
+
+
+def drop_postgres(database_url: str) -> None:
+    import psycopg
+
+    server, name = database_url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as pg:
+        pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for_records(database: str | Path, calls: int, timeout: float = 60.0) -> float | None:
     """Seconds after the load until every completed call has its usage and audit row
     (wrk's count misses the calls in flight when it stops: a few more rows than calls)."""
     started = time.monotonic()

@@ -153,14 +153,18 @@ def start_upstream(logs: Path) -> Target:
     return target
 
 
-def start_ours(logs: Path, port: int, redis_url: str, workers: int) -> tuple[Target, Target]:
-    """Our gateway via bench/serve.sh; returns the production target and the "limits off"
-    variant (the same processes, a key of a team without limits)."""
+def start_ours(
+    logs: Path, port: int, redis_url: str, workers: int, database_url: str = ""
+) -> tuple[Target, Target]:
+    """Our gateway via bench/serve.sh, on ``database_url`` (default: a new SQLite file in
+    ``logs``); returns the production target and the "limits off" variant (the same
+    processes, a key of a team without limits)."""
     if not port_free(port):
         raise SystemExit(f"port {port} is in use (choose another with --ours-port)")
     env = dict(os.environ, PORT=str(port), WORKERS=str(workers), REDIS_URL=redis_url,
                BENCH_KEY=BENCH_KEY, BENCH_KEY_NOLIMITS=BENCH_KEY_NOLIMITS,
-               DATABASE_URL=f"sqlite:///{logs / 'bench.sqlite3'}", PY=sys.executable)  # fmt: skip
+               DATABASE_URL=database_url or f"sqlite:///{logs / 'bench.sqlite3'}",
+               PY=sys.executable)  # fmt: skip
     log = logs / "gateway.log"
     process = start(["bash", "bench/serve.sh"], log, env)
     models = {"instant": "gpt-4o-mini", "slow": "gpt-4o-mini-slow", "cached": "gpt-4o-mini-cached"}
