@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 from bench.scenarios import SCENARIOS, run_once
@@ -105,7 +106,7 @@ def records(database: str | Path) -> tuple[int, int]:
         with psycopg.connect(str(database), connect_timeout=10) as pg:
             usage, audit = (pg.execute(q).fetchone()[0] for q in queries)  # type: ignore[index]
         return usage, audit
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as db:
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)) as db:
         usage, audit = (db.execute(q).fetchone()[0] for q in queries)
     return usage, audit
 
